@@ -1,0 +1,34 @@
+# polystep-repro: two commands do everything on a fresh machine with Python 3.11 and make.
+#   make reproduce   regenerate every registered figure/table at the default cpu scale + paper/REPORT.md
+#   make test        run the test-suite
+# Both create .venv and install the pinned environment (requirements/lock.txt) on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+SCALE  ?= cpu
+DEVICE ?= auto
+PYTEST_ARGS ?=
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: reproduce test env report clean
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+env: $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/polystep-repro all --scale $(SCALE) --device $(DEVICE)
+
+report: $(STAMP)
+	$(BIN)/polystep-repro report
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

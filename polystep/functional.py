@@ -1,0 +1,293 @@
+"""The pure PolyStep step (digest section 2, Algorithm 1; paper Eq. 7 and Theorem 4.1).
+
+For particles ``X = (x_1, ..., x_P)``, ``x_i in R^d``, one step at iteration ``t`` is
+
+1. resolve the temperature and the radii::
+
+       eps_t = eps(t),   r_s = step_radius(t) [* eps_t],   r_p = probe_radius(t) [* eps_t] * (1 + eta_t)
+
+   (``radius_mode="times_eps"`` multiplies the radii by ``eps_t``, the paper's convention for radii
+   given as numbers; ``"absolute"`` does not; ``eta_t ~ U[-eta_max, eta_max]`` is the probe-radius
+   jitter of Theorem 4.2 condition (iv), off by default as in every reported experiment);
+2. draw ``R_i ~ Haar(SO(d))`` per particle and form the probes::
+
+       p_{i,v,k} = x_i + s_k r_p R_i u_v,     s_k = k / (K + 1),  k = 1..K;
+
+3. ask the cost oracle for ``C_iv = (1/K) sum_k L(p_{i,v,k})`` (a probe of particle ``i`` changes
+   only row ``i`` of ``X``: a block-coordinate evaluation);
+4. solve the transport problem for a plan ``T`` (softmax = the one-sided limit of Theorem 4.1 by
+   default; Sinkhorn, KL-relaxed or argmin on request);
+5. move every particle to its barycentre (Eq. 7) of the candidate vertices
+   ``y_{i,v} = x_i + r_s R_i u_v``::
+
+       x_i' = sum_v T_iv y_iv / sum_v T_iv  =  x_i + r_s R_i sum_v w_iv u_v,   w_iv = T_iv / a_i.
+
+The state is explicit and immutable (``PolyStepState``); randomness comes only from the
+``torch.Generator`` argument, so a step is bitwise reproducible.  The step is split into
+``propose`` (steps 1-2) and ``update`` (steps 4-5) so that ask/tell front ends can put the cost
+evaluation in between; ``step`` chains the three.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from . import polytopes, transport
+from .schedules import Schedule, as_schedule
+
+__all__ = ["PolyStepConfig", "PolyStepState", "Proposal", "StepInfo", "NonFiniteLossError",
+           "init", "propose", "update", "step", "sanitize_costs", "RADIUS_MODES"]
+
+RADIUS_MODES = ("times_eps", "absolute")
+#: non-finite costs become max(2 max|finite C| + 1, NONFINITE_FLOOR) (digest section 2.6)
+NONFINITE_FLOOR = 1e6
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Every candidate of at least one particle had a non-finite loss: no move can be made."""
+
+
+def _check_positive(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class PolyStepConfig:
+    """Hyperparameters of the PolyStep step (digest section 2.11 for the original defaults).
+
+    Attributes:
+        polytope: vertex template, one of ``polytopes.VERTEX_KINDS`` (``orthoplex``: V = 2d).
+        eps: temperature ``eps_t`` (number or schedule).
+        step_radius: ``r_s`` (number or schedule; times ``eps_t`` in ``times_eps`` mode).
+        probe_radius: ``r_p`` (number or schedule; times ``eps_t`` in ``times_eps`` mode).
+        radius_mode: ``"times_eps"`` (paper's convention for numeric radii) or ``"absolute"``.
+        num_probes: ``K``, probes per vertex at scales ``s_k = k/(K+1)``.
+        probe_jitter: ``eta_max`` in ``[0, 1)``; ``r_p <- r_p (1 + eta_t)``, ``eta_t ~ U[-eta_max, eta_max]``.
+        solver: ``"softmax"`` | ``"sinkhorn"`` | ``"kl_relaxed"`` | ``"argmin"``.
+        lam: KL weight of the ``kl_relaxed`` solver (``0``: softmax, ``inf``: Sinkhorn).
+        sinkhorn_max_iter, sinkhorn_tol: iteration cap and marginal tolerance of the iterative solvers.
+    """
+
+    polytope: str = "orthoplex"
+    eps: float | Schedule = 0.1
+    step_radius: float | Schedule = 1.0
+    probe_radius: float | Schedule = 2.0
+    radius_mode: str = "times_eps"
+    num_probes: int = 1
+    probe_jitter: float = 0.0
+    solver: str = "softmax"
+    lam: float | None = None
+    sinkhorn_max_iter: int = 2000
+    sinkhorn_tol: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.polytope not in polytopes.VERTEX_KINDS:
+            raise ValueError(f"polytope must be one of {polytopes.VERTEX_KINDS}, got {self.polytope!r}")
+        if self.solver not in transport.SOLVERS:
+            raise ValueError(f"solver must be one of {transport.SOLVERS}, got {self.solver!r}")
+        if self.radius_mode not in RADIUS_MODES:
+            raise ValueError(f"radius_mode must be one of {RADIUS_MODES}, got {self.radius_mode!r}")
+        for name in ("eps", "step_radius", "probe_radius"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                _check_positive(name, value)
+            else:
+                as_schedule(value)  # raises TypeError for anything that is not a schedule
+        if not isinstance(self.num_probes, int) or isinstance(self.num_probes, bool) or self.num_probes < 1:
+            raise ValueError(f"num_probes must be an integer >= 1, got {self.num_probes!r}")
+        if not (isinstance(self.probe_jitter, (int, float)) and 0.0 <= self.probe_jitter < 1.0):
+            raise ValueError(f"probe_jitter must be in [0, 1), got {self.probe_jitter!r}")
+        if self.solver == "kl_relaxed":
+            if self.lam is None or not (self.lam >= 0):
+                raise ValueError(f"lam must be >= 0 (or inf) for solver 'kl_relaxed', got {self.lam!r}")
+        if not isinstance(self.sinkhorn_max_iter, int) or self.sinkhorn_max_iter < 1:
+            raise ValueError(f"sinkhorn_max_iter must be an integer >= 1, got {self.sinkhorn_max_iter!r}")
+        _check_positive("sinkhorn_tol", self.sinkhorn_tol)
+
+    def resolve(self, t: int) -> tuple[float, float, float]:
+        """``(eps_t, r_s, r_p)`` at iteration ``t`` before jitter (step 1 of the module docstring)."""
+        eps_t = _check_positive("eps(t)", float(as_schedule(self.eps)(t)))
+        r_s = _check_positive("step_radius(t)", float(as_schedule(self.step_radius)(t)))
+        r_p = _check_positive("probe_radius(t)", float(as_schedule(self.probe_radius)(t)))
+        if self.radius_mode == "times_eps":
+            r_s, r_p = r_s * eps_t, r_p * eps_t
+        return eps_t, r_s, r_p
+
+    @property
+    def probe_scales(self) -> tuple[float, ...]:
+        """``s_k = k / (K + 1)``, ``k = 1..K`` (K = 1: the loss is probed at ``r_p / 2``)."""
+        return tuple(k / (self.num_probes + 1) for k in range(1, self.num_probes + 1))
+
+
+@dataclass(frozen=True)
+class PolyStepState:
+    """Explicit state between steps: the iteration counter and the forward evaluations spent."""
+
+    t: int = 0
+    forward_evals: int = 0
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What ``propose`` draws: rotated templates, probes and the resolved step parameters.
+
+    Attributes:
+        directions: ``R_i u_v``, shape ``[P, V, d]`` (unit vectors).
+        probes: ``p_{i,v,k}``, shape ``[P, V * K, d]`` (index ``v * K + k``).
+        eps, step_radius, probe_radius: ``eps_t``, ``r_s`` and the jittered ``r_p``.
+    """
+
+    directions: Tensor
+    probes: Tensor
+    eps: float
+    step_radius: float
+    probe_radius: float
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Diagnostics of one step (all tensors detached).
+
+    Attributes:
+        costs: sanitised cost matrix ``C``, ``[P, V]``.
+        weights: row-normalised plan ``w_iv = T_iv / sum_u T_iu``, ``[P, V]``.
+        entropy: mean over particles of the row entropy ``-sum_v w_iv log w_iv`` (``log V`` = uniform).
+        displacement: ``||x_i' - x_i||``, ``[P]`` (at most ``r_s``).
+        forward_evals: evaluations of this step, ``P * V * K``.
+        n_nonfinite: candidate losses that were NaN/inf and were replaced by a large finite cost.
+    """
+
+    t: int
+    eps: float
+    step_radius: float
+    probe_radius: float
+    costs: Tensor
+    weights: Tensor
+    entropy: float
+    displacement: Tensor
+    forward_evals: int
+    n_nonfinite: int
+    extra: dict = field(default_factory=dict)
+
+
+def init() -> PolyStepState:
+    """The state before the first step."""
+    return PolyStepState()
+
+
+def _check_particles(particles: Tensor) -> None:
+    if not isinstance(particles, Tensor) or particles.ndim != 2:
+        raise ValueError("particles must be a 2-D tensor [P, d], got "
+                         f"{type(particles).__name__} with shape {getattr(particles, 'shape', None)}")
+    if particles.shape[0] < 1 or particles.shape[1] < 1:
+        raise ValueError(f"particles must have P >= 1 rows and d >= 1 columns, got {tuple(particles.shape)}")
+    if not particles.is_floating_point():
+        raise ValueError(f"particles must be floating point, got {particles.dtype}")
+    if not torch.isfinite(particles).all():
+        raise ValueError("particles contain non-finite entries")
+
+
+def propose(particles: Tensor, state: PolyStepState, config: PolyStepConfig,
+            generator: torch.Generator) -> Proposal:
+    """Steps 1-2: resolve ``eps_t, r_s, r_p``, draw rotations (and jitter), build the probes."""
+    _check_particles(particles)
+    n, d = particles.shape
+    eps_t, r_s, r_p = config.resolve(state.t)
+    template = polytopes.vertices(config.polytope, d, dtype=particles.dtype, device=particles.device)
+    rotations = polytopes.random_rotations(n, d, generator, dtype=particles.dtype,
+                                           device=particles.device)
+    if config.probe_jitter > 0:
+        u = torch.rand((), generator=generator, dtype=torch.float64, device=generator.device).item()
+        r_p = r_p * (1.0 + config.probe_jitter * (2.0 * u - 1.0))
+    directions = torch.einsum("pij,vj->pvi", rotations, template)  # R_i u_v
+    scales = torch.tensor(config.probe_scales, dtype=particles.dtype, device=particles.device)
+    offsets = (r_p * scales)[None, None, :, None] * directions[:, :, None, :]  # [P, V, K, d]
+    probes = (particles[:, None, None, :] + offsets).reshape(n, -1, d)
+    return Proposal(directions, probes, eps_t, r_s, r_p)
+
+
+def sanitize_costs(costs: Tensor, *, t: int | None = None) -> tuple[Tensor, int]:
+    """Replace NaN/inf by ``max(2 max|finite C| + 1, 1e6)`` (digest section 2.6).
+
+    Raises:
+        NonFiniteLossError: if every candidate of some particle (row) is non-finite.
+    """
+    finite = torch.isfinite(costs)
+    n_bad = int((~finite).sum())
+    if n_bad == 0:
+        return costs, 0
+    dead = ~finite.any(dim=1)
+    if dead.any():
+        rows = dead.nonzero().flatten().tolist()
+        where = f" at step {t}" if t is not None else ""
+        raise NonFiniteLossError(
+            f"every candidate loss of particle(s) {rows[:10]}{'...' if len(rows) > 10 else ''} is "
+            f"non-finite{where}: the loss oracle returned NaN/inf for all {costs.shape[1]} probes")
+    biggest = costs[finite].abs().max()
+    fill = torch.clamp(2 * biggest + 1, min=NONFINITE_FLOOR)
+    return torch.where(finite, costs, fill), n_bad
+
+
+def update(particles: Tensor, proposal: Proposal, probe_costs: Tensor, state: PolyStepState,
+           config: PolyStepConfig) -> tuple[Tensor, PolyStepState, StepInfo]:
+    """Steps 4-5: costs of the probes -> plan -> barycentric move (Eq. 7).
+
+    Args:
+        particles: ``[P, d]``, as given to :func:`propose`.
+        proposal: the :class:`Proposal` of this step.
+        probe_costs: losses of ``proposal.probes``, ``[P, V * K]`` (any float dtype, any device).
+        state, config: as for :func:`propose`.
+    """
+    n, d = particles.shape
+    v = proposal.directions.shape[1]
+    k = config.num_probes
+    if probe_costs.shape != (n, v * k):
+        raise ValueError(f"probe_costs must have shape {(n, v * k)} = [P, V*K], got {tuple(probe_costs.shape)}")
+    raw = probe_costs.detach().to(device=particles.device, dtype=particles.dtype)
+    raw, n_bad = sanitize_costs(raw, t=state.t)
+    costs = raw.reshape(n, v, k).mean(dim=2)  # C_iv = (1/K) sum_k L(p_ivk)
+    iterative = config.solver in ("sinkhorn", "kl_relaxed")
+    options = {"max_iter": config.sinkhorn_max_iter, "tol": config.sinkhorn_tol} if iterative else {}
+    lam = config.lam if config.solver == "kl_relaxed" else None
+    plan = transport.transport_plan(config.solver, costs, proposal.eps, lam=lam, **options)
+    weights = plan / plan.sum(dim=1, keepdim=True)
+    move = proposal.step_radius * torch.einsum("pv,pvd->pd", weights, proposal.directions)
+    new_particles = particles + move
+    entropy = float(-(weights * torch.log(weights.clamp_min(torch.finfo(weights.dtype).tiny))).sum(1).mean())
+    evals = n * v * k
+    info = StepInfo(t=state.t, eps=proposal.eps, step_radius=proposal.step_radius,
+                    probe_radius=proposal.probe_radius, costs=costs, weights=weights,
+                    entropy=entropy, displacement=move.norm(dim=1), forward_evals=evals,
+                    n_nonfinite=n_bad)
+    return new_particles, replace(state, t=state.t + 1, forward_evals=state.forward_evals + evals), info
+
+
+def step(particles: Tensor, cost_fn: Callable[[Tensor], Tensor], state: PolyStepState,
+         config: PolyStepConfig, generator: torch.Generator) -> tuple[Tensor, PolyStepState, StepInfo]:
+    """One PolyStep step: ``propose`` -> ``cost_fn(probes)`` -> ``update``.
+
+    Args:
+        particles: ``X``, ``[P, d]`` (float32 or float64, any device).
+        cost_fn: maps probes ``[P, M, d]`` (``M = V * K``) to losses ``[P, M]``, where probe
+            ``(i, m)`` stands for ``X`` with row ``i`` replaced by ``probes[i, m]``.  For independent
+            particles this is just ``f(probes)``.
+        state: from :func:`init` or the previous step.
+        config: :class:`PolyStepConfig`.
+        generator: the only source of randomness (rotations, jitter); on the particles' device.
+
+    Returns:
+        ``(new_particles, new_state, info)``.
+    """
+    proposal = propose(particles, state, config, generator)
+    costs = cost_fn(proposal.probes)
+    if not isinstance(costs, Tensor):
+        raise TypeError(f"cost_fn must return a torch.Tensor, got {type(costs).__name__}")
+    return update(particles, proposal, costs, state, config)

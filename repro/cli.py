@@ -1,0 +1,109 @@
+"""``polystep-repro``: list, run, plot and report the experiments of the reproduction package.
+
+Examples::
+
+    polystep-repro list
+    polystep-repro run quickstart_digits --scale ci
+    polystep-repro run bench_step --scale cpu --device cpu
+    polystep-repro plot quickstart_digits
+    polystep-repro all --scale cpu          # every experiment, then the report
+    polystep-repro report
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import registry, report, runner
+from .device import DEVICE_CHOICES
+from .scale import DEFAULT_SCALE, SCALES
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", choices=SCALES, default=DEFAULT_SCALE,
+                   help="ci: seconds; cpu: minutes on 2 cores (default); paper: the paper's sizes (GPU)")
+    p.add_argument("--device", default="auto", help=f"one of {DEVICE_CHOICES} (default auto)")
+    p.add_argument("--seed", type=int, default=0, help="root seed; every stream derives from it")
+    p.add_argument("--force", action="store_true", help="recompute even if a cached result exists")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polystep-repro", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the experiments and their claims")
+    p_run = sub.add_parser("run", help="run one experiment (cached; resumes after interruption)")
+    p_run.add_argument("id", help="experiment id (see `list`)")
+    _add_run_args(p_run)
+    p_plot = sub.add_parser("plot", help="redraw the figures of a cached result")
+    p_plot.add_argument("id")
+    p_plot.add_argument("--scale", choices=SCALES, default=DEFAULT_SCALE)
+    p_plot.add_argument("--device", default="auto")
+    p_plot.add_argument("--seed", type=int, default=0)
+    p_all = sub.add_parser("all", help="run every experiment at one scale, then write the report")
+    _add_run_args(p_all)
+    p_all.add_argument("--skip", nargs="*", default=[], help="experiment ids to leave out")
+    p_rep = sub.add_parser("report", help="write paper/REPORT.md from the cached results")
+    p_rep.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _print_summary(experiment_id: str, stored: dict) -> None:
+    meta = stored["meta"]
+    print(f"{experiment_id}: scale={meta['scale']} device={meta['device']} seed={meta['seed']} "
+          f"wall={meta['wall_time_s']:.1f}s forward_evals={meta['forward_evals']:,}")
+    for claim_id, m in runner.measurements(experiment_id, stored["results"]).items():
+        detail = f" ({m['detail']})" if m.get("detail") else ""
+        print(f"  {claim_id}: {m.get('value')!r}{detail}" + (f" -> {m['verdict']}" if m.get("verdict") else ""))
+    module = registry.get(experiment_id)
+    if hasattr(module, "summary_lines"):
+        for line in module.summary_lines(stored["results"]):
+            print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            for eid in registry.experiment_ids():
+                module = registry.get(eid)
+                print(f"{eid:28s} {module.TITLE}")
+                print(f"{'':28s} claims: {', '.join(module.CLAIMS)}")
+        elif args.command == "run":
+            stored = runner.run_experiment(args.id, scale=args.scale, device=args.device,
+                                           seed=args.seed, force=args.force)
+            _print_summary(args.id, stored)
+        elif args.command == "plot":
+            from .device import resolve_device
+
+            path = runner.result_path(args.id, args.scale, args.seed, resolve_device(args.device))
+            if not path.exists():
+                print(f"no cached result at {path}; run `polystep-repro run {args.id} --scale "
+                      f"{args.scale}` first", file=sys.stderr)
+                return 1
+            from . import storage
+
+            for written in runner.write_outputs(args.id, storage.load(path)):
+                print(written)
+        elif args.command == "all":
+            started = time.perf_counter()
+            for eid in registry.experiment_ids():
+                if eid in args.skip:
+                    continue
+                stored = runner.run_experiment(eid, scale=args.scale, device=args.device,
+                                               seed=args.seed, force=args.force)
+                _print_summary(eid, stored)
+            print(f"all experiments done in {time.perf_counter() - started:.0f}s")
+            print(report.write_report(seed=args.seed))
+        elif args.command == "report":
+            print(report.write_report(seed=args.seed))
+    except (KeyError, ValueError, RuntimeError) as err:
+        print(f"polystep-repro: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

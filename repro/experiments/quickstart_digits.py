@@ -1,0 +1,181 @@
+"""Quickstart: train an MLP with PolyStep (forward passes only) next to Adam.
+
+``ci``/``cpu`` scale: scikit-learn's 8x8 digits (real data, offline), MLP 64-32-10, hybrid subspace
+of rank 4, particles of dimension 8, orthoplex (V = 16), K = 1, softmax weights.  ``paper`` scale:
+the paper's MNIST sanity check (Table T5 of the digest: 784-128-10, rank 8, cosine schedules
+eps 10 -> 0.1, r_s 5 -> 1, r_p 10 -> 2, batch 512, 30 epochs), MNIST loaded by torchvision.
+
+Protocol: the model is selected on the validation split (accuracy every ``eval_every`` steps), the
+test split is touched once, by the selected model -- unlike the paper's shipped results, which
+report the maximum of per-epoch *test* accuracies (digest section 6 item 6).  Adam trains the same
+architecture on the same batches with backpropagation, as a reference line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+from torch import nn
+
+from polystep.evaluation import population_closure
+from polystep.optim import PolyStep
+from polystep.schedules import Cosine
+from repro.context import RunContext
+from repro.tasks.batches import BatchStream
+from repro.tasks.models import mlp
+
+ID = "quickstart_digits"
+TITLE = "Quickstart: an MLP trained by PolyStep (forward passes only) vs Adam"
+CLAIMS = ("polystep.t5_mnist_polystep", "polystep.t5_mnist_adam")
+
+PAPER_POLYSTEP, PAPER_ADAM = 96.00, 97.94  # digest T5, best-of-epochs test accuracy (%)
+#: what "reproduced qualitatively" means at reduced scale (fixed before running)
+MIN_ACCURACY, MAX_GAP_TO_ADAM = 0.90, 0.05
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = "digits"
+    hidden: int = 32
+    steps: int = 300
+    batch_size: int = 128
+    rank: int = 4
+    particle_dim: int = 8
+    eps: tuple[float, float] = (0.1, 0.01)          # cosine start -> end
+    step_radius: tuple[float, float] = (1.0, 0.2)   # absolute radii, cosine start -> end
+    probe_radius: tuple[float, float] = (1.0, 0.2)
+    eval_every: int = 25
+    adam_lr: float = 1e-2
+    seeds: tuple[int, ...] = (0,)
+
+
+CONFIGS = {
+    "ci": Config(steps=150, seeds=(0,)),
+    "cpu": Config(steps=400, seeds=(0, 1, 2)),
+    "paper": Config(dataset="mnist", hidden=128, steps=3540, batch_size=512, rank=8,
+                    eps=(10.0, 0.1), step_radius=(5.0, 1.0), probe_radius=(10.0, 2.0),
+                    eval_every=118, adam_lr=1e-3, seeds=(42, 123, 456, 789, 1337)),
+}
+
+
+def _data(cfg: Config, seed: int):
+    if cfg.dataset == "digits":
+        from repro.tasks.digits import load_digits_split
+
+        return load_digits_split(seed=seed)
+    from repro.tasks.mnist import load_mnist_split
+
+    return load_mnist_split("data", seed=seed, download=True)
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((model(x).argmax(1) == y).float().mean())
+
+
+def _train(method: str, cfg: Config, seed: int, ctx: RunContext) -> dict:
+    data = _data(cfg, seed=0)  # one fixed split; the seed varies init, batches and probes
+    dev = ctx.device
+    x_tr, y_tr = data.x_train.to(dev), data.y_train.to(dev)
+    x_val, y_val = data.x_val.to(dev), data.y_val.to(dev)
+    model = mlp((data.n_features, cfg.hidden, data.n_classes), ctx.torch_generator("init", seed, device="cpu"),
+                device=dev)
+    batches = BatchStream(x_tr, y_tr, cfg.batch_size, ctx.torch_generator("batches", seed))
+    if method == "PolyStep":
+        steps = cfg.steps
+        opt = PolyStep(model.parameters(), rank=cfg.rank, particle_dim=cfg.particle_dim,
+                       eps=Cosine(start=cfg.eps[0], end=cfg.eps[1], steps=steps),
+                       step_radius=Cosine(start=cfg.step_radius[0], end=cfg.step_radius[1], steps=steps),
+                       probe_radius=Cosine(start=cfg.probe_radius[0], end=cfg.probe_radius[1], steps=steps),
+                       radius_mode="absolute", seed=ctx.child_seed("polystep", seed) % 2**31)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.adam_lr)
+    curve = {"step": [], "forward_evals": [], "train_loss": [], "val_acc": []}
+    best = (-1.0, None, 0)
+    evals = 0
+    for t in ctx.bar(range(1, cfg.steps + 1), desc=f"{method} seed {seed}"):
+        x, y = next(batches)
+        if method == "PolyStep":
+            loss = opt.step(population_closure(model, Fn.cross_entropy, x, y, opt.params))
+            evals += opt.evals_per_step
+        else:
+            opt.zero_grad()
+            loss = Fn.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            evals += 1  # one forward (and one backward) pass
+        if t % cfg.eval_every == 0 or t == cfg.steps:
+            acc = _accuracy(model, x_val, y_val)
+            curve["step"].append(t)
+            curve["forward_evals"].append(evals)
+            curve["train_loss"].append(float(loss.detach()))
+            curve["val_acc"].append(acc)
+            if acc > best[0]:
+                best = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()}, t)
+    ctx.count_evals(evals)
+    model.load_state_dict(best[1])
+    test_acc = _accuracy(model, data.x_test.to(dev), data.y_test.to(dev))
+    return {"curve": {k: np.asarray(v) for k, v in curve.items()}, "best_val_acc": best[0],
+            "selected_step": best[2], "test_acc": test_acc, "forward_evals": evals}
+
+
+def run(cfg: Config, ctx: RunContext) -> dict:
+    out: dict = {"methods": {}}
+    for method in ("PolyStep", "Adam"):
+        per_seed = [ctx.checkpoint(f"{method}-seed{s}", lambda s=s, m=method: _train(m, cfg, s, ctx))
+                    for s in cfg.seeds]
+        out["methods"][method] = {
+            "seeds": list(cfg.seeds), "runs": per_seed,
+            "test_acc": np.asarray([r["test_acc"] for r in per_seed]),
+        }
+    out["dataset"] = cfg.dataset
+    return out
+
+
+def measure(results: dict) -> dict:
+    ps = results["methods"]["PolyStep"]["test_acc"]
+    adam = results["methods"]["Adam"]["test_acc"]
+    out = {}
+    for claim, acc in (("polystep.t5_mnist_polystep", ps), ("polystep.t5_mnist_adam", adam)):
+        value = 100 * float(np.mean(acc))
+        detail = f"{results['dataset']}, val-selected test acc, mean of {len(acc)} seeds"
+        if results["dataset"] == "mnist":
+            out[claim] = {"value": value, "detail": detail}
+        else:
+            gap = float(np.mean(adam) - np.mean(ps))
+            ok = float(np.mean(ps)) >= MIN_ACCURACY and gap <= MAX_GAP_TO_ADAM
+            out[claim] = {"value": value, "detail": detail + f"; PolyStep-Adam gap {100 * gap:.1f} pp",
+                          "verdict": "reproduced qualitatively" if ok else "not reproduced"}
+    return out
+
+
+def plot(results: dict):
+    import matplotlib.pyplot as plt
+
+    from repro.figures import METHOD_COLORS
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for method, res in results["methods"].items():
+        color = METHOD_COLORS[method]
+        for i, r in enumerate(res["runs"]):
+            c = r["curve"]
+            label = f"{method} (test {100 * np.mean(res['test_acc']):.1f}%)" if i == 0 else None
+            axes[0].plot(c["step"], 100 * c["val_acc"], color=color, alpha=0.85, label=label)
+            axes[1].plot(c["forward_evals"], 100 * c["val_acc"], color=color, alpha=0.85, label=label)
+    axes[0].set(xlabel="optimizer step (one mini-batch)", ylabel="validation accuracy (%)",
+                title="accuracy per optimizer step")
+    axes[1].set(xscale="log", xlabel="forward evaluations (mini-batch losses)",
+                title="accuracy per forward evaluation (PolyStep: P·V·K per step)")
+    axes[0].axhline(100 * MIN_ACCURACY, color="0.5", ls=":", lw=1)
+    axes[0].legend(loc="lower right")
+    fig.suptitle(f"{TITLE} ({results['dataset']})", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def summary_lines(results: dict) -> list[str]:
+    return [f"  {m}: test acc per seed {np.round(100 * r['test_acc'], 2).tolist()}"
+            for m, r in results["methods"].items()]

@@ -1,0 +1,21 @@
+"""Test-suite wide settings: results and figures of experiments run by tests go to a temporary
+folder (never into the repository), with the ``ci`` scale and no progress bars."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_outputs(tmp_path_factory):
+    root = tmp_path_factory.getbasetemp().parent  # shared by xdist workers of one run
+    os.environ.setdefault("POLYSTEP_RESULTS_DIR", str(root / "polystep-results"))
+    os.environ.setdefault("POLYSTEP_FIGURES_DIR", str(root / "polystep-figures"))
+    os.environ["POLYSTEP_SCALE"] = "ci"
+    os.environ["POLYSTEP_NO_PROGRESS"] = "1"
+    yield

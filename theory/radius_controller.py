@@ -1,0 +1,270 @@
+r"""Radius controller: cap (or set) an optimizer's step at ``r_target * rho_a`` (Prop. 5.2).
+
+Sao, arXiv:2603.13552, Section 5: for a proposal ``p`` with ``tau_0 = ||p||`` and
+``v = p/||p||``, the clipped step ``p~ = s p`` with ``s = min(1, rho_a(v)/tau_0)`` has
+``||p~|| = min(tau_0, rho_a(v)) <= rho_a(v)``, i.e. a normalized step ``r <= 1``
+(Proposition 5.2).  ``rho_a`` comes from one JVP along the *actual* optimizer direction
+(:func:`theory.radius_models.model_rho_a`), at the point where the step starts.
+
+Modes
+-----
+``"actual_step"`` (Prop. 5.2, default)
+    ``inner.step()`` proposes ``p = theta_new - theta_old``; ``rho_a`` is computed along
+    ``p/||p||`` at ``theta_old``; if ``||p|| > r_target * rho_a`` the parameters are set to
+    ``theta_old + s p`` with ``s = r_target * rho_a / ||p||``.  The realized step obeys
+    ``||step|| <= r_target * rho_a(step direction)``.
+``"gradient_direction"`` (the authors' released ``archgrid`` controller, Fig. 10/Table 1)
+    ``rho_a`` along the gradient ``g/||g||`` at ``theta_old``; ``tau_raw = ||(lr_group *
+    g_group)||``; every group's learning rate is multiplied by ``s = min(1, r_target *
+    rho_a / tau_raw)`` for this one step (then restored).  This does *not* bound the
+    realized step of Adam-type optimizers (their step is not ``lr * g``); the realized
+    displacement is recorded so that this can be seen.
+``"rho_set"`` (the ResNet / tiny-transformer variant, Table 3 and Fig. 11)
+    ``eta_eff = r_target * rho_a / ||u||`` for the unit-LR proposal ``u``: the realized
+    step is set to exactly ``r_target * rho_a`` (scaled up *or* down), i.e.
+    ``s = r_target * rho_a / ||p||`` always.
+
+State of the inner optimizer
+----------------------------
+The inner optimizer runs its ordinary ``step()``: its state (Adam's ``exp_avg``,
+``exp_avg_sq``, ``step``; SGD's ``momentum_buffer``) is updated exactly as without the
+controller and **is kept** when the step is capped.  Only the parameter displacement is
+rescaled, which for Adam/AdamW/SGD(+momentum, weight decay) is the same as having taken
+this one step with learning rate ``s * lr`` (their state does not depend on ``lr``).
+Hence ``inner.state_dict()`` round-trips, and a step on which no cap fires is identical
+to a plain ``inner.step()`` from the same state.  LR schedulers attach to ``inner``.
+
+API
+---
+::
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ctrl = RadiusController(opt, model, r_target=1.0, rho_inputs=x_train)
+    for xb, yb in loader:
+        ctrl.zero_grad()
+        loss = loss_fn(model(xb), yb); loss.backward()
+        ctrl.step()                      # or ctrl.step(closure) / ctrl.step(x=xb)
+    ctrl.history[-1]  # {'step', 'mode', 'rho_a', 'step_norm', 'scale', 'tau', 'r', 'capped'}
+
+``step(closure=None, x=None)``: ``x`` is the sample set for ``rho_a`` (default: the
+``rho_inputs`` given at construction, e.g. the full training split as in the paper).
+Returns the closure's loss (or ``None``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from theory.radius_models import model_rho_a
+
+__all__ = ["RadiusController"]
+
+_MODES = ("actual_step", "gradient_direction", "rho_set")
+
+
+def _global_norm(tensors: list[Tensor]) -> float:
+    sq = 0.0
+    for t in tensors:
+        sq += float(torch.linalg.vector_norm(t.double()) ** 2)
+    return math.sqrt(sq)
+
+
+class RadiusController:
+    """Wraps a ``torch.optim.Optimizer`` and caps its step at ``r_target * rho_a``.
+
+    Args:
+        inner: the optimizer (Adam, AdamW, SGD with momentum, ...).  All of its
+            parameters must belong to ``model``.
+        model: the module whose logits define ``rho_a``.
+        r_target: normalized step target ``r = tau / rho_a`` (> 0); 1 is Prop. 5.2.
+        mode: ``"actual_step"`` | ``"gradient_direction"`` | ``"rho_set"`` (module doc).
+        rho_inputs: default sample set for ``rho_a`` (a batch tensor); can be overridden
+            per step with ``step(x=...)``.
+        chunk_size: passed to :func:`~theory.radius_models.model_rho_a` (memory only).
+        rho_method: ``"jvp"`` (default) or ``"fd"`` (central differences).
+
+    Attributes:
+        history: one dict per step with ``step``, ``mode``, ``rho_a``, ``step_norm``
+            (proposed ``||p||``, or ``tau_raw = ||lr g||`` in gradient mode), ``scale``
+            (``s``), ``tau`` (realized ``||theta_new - theta_old||``), ``r`` (``tau/rho_a``)
+            and ``capped`` (``s < 1``).
+    """
+
+    def __init__(
+        self,
+        inner: torch.optim.Optimizer,
+        model: nn.Module,
+        r_target: float = 1.0,
+        *,
+        mode: str = "actual_step",
+        rho_inputs: Tensor | None = None,
+        chunk_size: int | None = None,
+        rho_method: str = "jvp",
+    ):
+        if not isinstance(inner, torch.optim.Optimizer):
+            raise ValueError(f"inner must be a torch.optim.Optimizer, got {type(inner).__name__}")
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        try:
+            r_target = float(r_target)
+        except (TypeError, ValueError):
+            raise ValueError(f"r_target must be a positive number, got {r_target!r}") from None
+        if not (math.isfinite(r_target) and r_target > 0):
+            raise ValueError(f"r_target must be finite and > 0, got {r_target!r}")
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if rho_method not in ("jvp", "fd"):
+            raise ValueError(f"rho_method must be 'jvp' or 'fd', got {rho_method!r}")
+        if rho_inputs is not None and not isinstance(rho_inputs, Tensor):
+            raise ValueError(f"rho_inputs must be a tensor or None, got {type(rho_inputs).__name__}")
+        names = {id(p): k for k, p in model.named_parameters()}
+        self._params: list[Tensor] = []
+        self._names: list[str] = []
+        for g in inner.param_groups:
+            for p in g["params"]:
+                if id(p) not in names:
+                    raise ValueError("inner optimizer holds a parameter that is not a parameter of model")
+                self._params.append(p)
+                self._names.append(names[id(p)])
+        self.inner = inner
+        self.model = model
+        self.r_target = r_target
+        self.mode = mode
+        self.rho_inputs = rho_inputs
+        self.chunk_size = chunk_size
+        self.rho_method = rho_method
+        self.history: list[dict[str, Any]] = []
+        self._step_count = 0
+
+    # -- optimizer-like conveniences ---------------------------------------------------
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.inner.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.inner.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Inner optimizer state plus the controller's settings, step count and history."""
+        return {
+            "inner": self.inner.state_dict(),
+            "r_target": self.r_target,
+            "mode": self.mode,
+            "step_count": self._step_count,
+            "history": [dict(h) for h in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("inner", "r_target", "mode", "step_count", "history"):
+            if key not in state:
+                raise ValueError(f"state dict lacks the key {key!r}")
+        if state["mode"] not in _MODES:
+            raise ValueError(f"state dict has an unknown mode {state['mode']!r}")
+        self.inner.load_state_dict(state["inner"])
+        self.r_target = float(state["r_target"])
+        self.mode = state["mode"]
+        self._step_count = int(state["step_count"])
+        self.history = [dict(h) for h in state["history"]]
+
+    # -- the step ---------------------------------------------------------------------
+    def _inputs(self, x: Tensor | None) -> Tensor:
+        x = self.rho_inputs if x is None else x
+        if x is None:
+            raise ValueError("no sample set for rho_a: pass step(x=...) or rho_inputs=... at construction")
+        if not isinstance(x, Tensor):
+            raise ValueError(f"x must be a tensor, got {type(x).__name__}")
+        return x
+
+    def _rho(self, x: Tensor, direction: list[Tensor], base: list[Tensor] | None) -> float:
+        v = dict(zip(self._names, direction))
+        params = None if base is None else dict(zip(self._names, base))
+        return model_rho_a(self.model, x, v, params=params, chunk_size=self.chunk_size,
+                           method=self.rho_method)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None, x: Tensor | None = None) -> Any:
+        """One controlled step (see the module docstring for the three modes)."""
+        xs = self._inputs(x)
+        self._step_count += 1
+        old = [p.detach().clone() for p in self._params]
+        if self.mode == "gradient_direction":
+            loss, rho, tau_raw, scale = self._gradient_direction_step(closure, xs)
+            disp = [p.detach() - o for p, o in zip(self._params, old)]
+            tau = _global_norm(disp)
+            self._check_finite(tau, old)
+            self._record(rho, tau_raw, scale, tau)
+            return loss
+
+        loss = self.inner.step(closure)
+        disp = [p.detach() - o for p, o in zip(self._params, old)]
+        norm = _global_norm(disp)
+        self._check_finite(norm, old)
+        if norm == 0.0:
+            self._record(math.nan, 0.0, 1.0, 0.0)
+            return loss
+        rho = self._rho(xs, [d / norm for d in disp], old)
+        target = self.r_target * rho
+        if self.mode == "actual_step":
+            scale = min(1.0, target / norm)
+        else:  # rho_set
+            scale = target / norm if math.isfinite(target) else 1.0
+        if scale != 1.0:
+            for p, o, d in zip(self._params, old, disp):
+                p.copy_(o.add_(d, alpha=scale))
+        self._record(rho, norm, scale, scale * norm)
+        return loss
+
+    def _gradient_direction_step(self, closure, xs):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in self._params]
+        gnorm = _global_norm(grads)
+        tau_sq = 0.0
+        for group in self.inner.param_groups:
+            gs = [p.grad for p in group["params"] if p.grad is not None]
+            tau_sq += (float(group["lr"]) * _global_norm(gs)) ** 2 if gs else 0.0
+        tau_raw = math.sqrt(tau_sq)
+        if gnorm == 0.0 or not math.isfinite(gnorm):
+            rho, scale = math.nan, 1.0
+        else:
+            rho = self._rho(xs, [g / gnorm for g in grads], None)
+            target = self.r_target * rho
+            scale = min(1.0, target / tau_raw) if tau_raw > 0 else 1.0
+        lrs = [group["lr"] for group in self.inner.param_groups]
+        try:
+            if scale != 1.0:
+                for group in self.inner.param_groups:
+                    group["lr"] = group["lr"] * scale
+            self.inner.step()
+        finally:
+            for group, lr in zip(self.inner.param_groups, lrs):
+                group["lr"] = lr
+        return loss, rho, tau_raw, scale
+
+    def _check_finite(self, norm: float, old: list[Tensor]) -> None:
+        if not math.isfinite(norm):
+            for p, o in zip(self._params, old):
+                p.copy_(o)
+            raise FloatingPointError(
+                f"RadiusController step {self._step_count}: the inner optimizer proposed a "
+                "non-finite step; parameters were restored (optimizer state was not)"
+            )
+
+    def _record(self, rho: float, step_norm: float, scale: float, tau: float) -> None:
+        self.history.append({
+            "step": self._step_count,
+            "mode": self.mode,
+            "rho_a": rho,
+            "step_norm": step_norm,
+            "scale": scale,
+            "tau": tau,
+            "r": tau / rho if rho and math.isfinite(rho) else math.nan,
+            "capped": scale < 1.0,
+        })
