@@ -16,8 +16,11 @@ Usage::
 
 The closure receives a population -- one tensor per parameter, of shape ``[B, *param.shape]`` --
 and returns ``B`` losses (:func:`polystep.evaluation.population_closure` builds one).  Candidates
-are sent in chunks of at most ``chunk_size``; a candidate differs from the current parameters only
-in the tensors its particle touches, the others are passed as stride-0 expansions.
+are sent in chunks of whole particles, at most ``chunk_size`` candidates when ``chunk_size >= V*K``
+(else one particle's ``V*K``), never crossing a block boundary; a candidate differs from the current
+parameters only in the tensors its particle touches, the others are stride-0 expansions.  A closure
+that also has ``block_losses(block, coord_offset, delta_z)`` (see :mod:`polystep.fast_eval`) gets
+the chunks that lie inside one block in that structured form instead.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ class PolyStep(torch.optim.Optimizer):
         particle_dim: ``d_p``.
         polytope, eps, step_radius, probe_radius, radius_mode, num_probes, probe_jitter, solver,
         lam: see :class:`polystep.functional.PolyStepConfig`.
-        chunk_size: most candidates per closure call (memory ~ ``chunk_size`` x touched parameters).
+        chunk_size: most candidates per closure call (memory ~ ``chunk_size`` x touched parameters;
+            one particle's ``V*K`` candidates are never split).
         absorb_every: every this many steps set ``theta_0 <- theta``, ``z <- 0`` (0: never).
         redraw_on_absorb: draw a new subspace at each absorb (the original code meant to, but
             reused the same seed).
@@ -185,35 +189,61 @@ class PolyStep(torch.optim.Optimizer):
             out.append((bi, rows * inside[..., None].to(self._dtype), inside))
         return out
 
+    def _particle_chunks(self, n: int, per_chunk: int) -> list[tuple[int, int, int | None]]:
+        """Consecutive particle ranges ``[lo, hi)`` of at most ``per_chunk`` particles that never
+        cross a block boundary, each with the index of the block that contains all its coordinates
+        (``None`` for a particle straddling two blocks or holding padding)."""
+        d_p = self.param_groups[0]["particle_dim"]
+        segments = []
+        for bi, b in enumerate(self.subspace.blocks):
+            first, last = -(-b.start // d_p), b.stop // d_p  # particles wholly inside the block
+            if first < last:
+                segments.append((first, last, bi))
+        out, cursor = [], 0
+        for first, last, bi in segments + [(n, n, None)]:
+            for i in range(cursor, first):  # straddling / padding particles, one at a time
+                out.append((i, i + 1, None))
+            for lo in range(first, last, per_chunk):
+                out.append((lo, min(last, lo + per_chunk), bi))
+            cursor = max(cursor, last)
+        return out
+
+    def _population(self, idx: Tensor, delta_z: Tensor, name_to_param: dict) -> list[Tensor]:
+        """Candidate parameters of particles ``idx`` moved by ``delta_z`` ([p, m, d_p]): one
+        ``[p * m, *shape]`` tensor per parameter (untouched ones as stride-0 expansions)."""
+        p, m = delta_z.shape[:2]
+        population = {name: q.detach()[None].expand(p * m, *q.shape) for name, q in name_to_param.items()}
+        for bi, rows, _ in self._block_rows(idx):
+            block = self.subspace.blocks[bi]
+            current = torch.cat([name_to_param[t.name].detach().reshape(-1) for t in block.targets])
+            # theta_candidate = theta + delta_z @ rows, fused: [p, m, block numel]
+            flat = torch.baddbmm(current.expand(p, m, -1), delta_z, rows).reshape(p * m, -1)
+            for t in block.targets:
+                population[t.name] = flat[:, t.offset:t.offset + t.numel].reshape(-1, *t.shape)
+        return [population[name] for name in self._names]
+
     def _cost_oracle(self, closure: Closure, X: Tensor) -> Callable[[Tensor], Tensor]:
         g = self.param_groups[0]
-        chunk = g["chunk_size"]
-        names = self._names
-        name_to_param = dict(zip(names, self.params))
+        chunk, d_p = g["chunk_size"], g["particle_dim"]
+        name_to_param = dict(zip(self._names, self.params))
+
+        fast = getattr(closure, "block_losses", None)
 
         def cost_fn(probes: Tensor) -> Tensor:
             n, m, _ = probes.shape
-            per_chunk = max(1, chunk // m)
             costs = torch.empty(n, m, dtype=self._dtype, device=self._device)
-            for start in range(0, n, per_chunk):
-                idx = torch.arange(start, min(n, start + per_chunk), device=self._device)
-                delta_z = probes[idx] - X[idx][:, None, :]  # [p, m, d_p]
-                population = {name: p.detach()[None].expand(len(idx) * m, *p.shape)
-                              for name, p in name_to_param.items()}
-                for bi, rows, _ in self._block_rows(idx):
-                    block = self.subspace.blocks[bi]
-                    current = torch.cat([name_to_param[t.name].detach().reshape(-1)
-                                         for t in block.targets])
-                    # theta_candidate = theta + delta_z @ rows, fused: [p, m, block numel]
-                    flat = torch.baddbmm(current.expand(len(idx), m, -1), delta_z, rows)
-                    flat = flat.reshape(len(idx) * m, -1)
-                    for t in block.targets:
-                        population[t.name] = flat[:, t.offset:t.offset + t.numel].reshape(-1, *t.shape)
-                losses = closure([population[name] for name in names])
-                if not isinstance(losses, Tensor) or losses.shape != (len(idx) * m,):
-                    raise ValueError(f"closure must return a tensor of {len(idx) * m} losses, got "
+            for lo, hi, block_index in self._particle_chunks(n, max(1, chunk // m)):
+                idx = torch.arange(lo, hi, device=self._device)
+                delta_z = probes[lo:hi] - X[lo:hi, None, :]  # [p, m, d_p]
+                if fast is not None and block_index is not None:
+                    block = self.subspace.blocks[block_index]
+                    losses = fast(block, lo * d_p - block.start, delta_z)
+                else:
+                    losses = closure(self._population(idx, delta_z, name_to_param))
+                if not isinstance(losses, Tensor) or losses.shape != ((hi - lo) * m,):
+                    raise ValueError(f"closure must return a tensor of {(hi - lo) * m} losses, got "
                                      f"{getattr(losses, 'shape', type(losses).__name__)}")
-                costs[idx] = losses.detach().to(self._dtype).reshape(len(idx), m)
+                costs[lo:hi] = losses.detach().to(self._dtype).reshape(hi - lo, m)
             return costs
 
         return cost_fn
@@ -260,8 +290,8 @@ class PolyStep(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         head = self.state[self.params[0]]
         head["rng_state"] = rng_state
-        if head["z"].numel() != self.subspace.dim or head["subspace_draw"] != 0:
-            self.subspace = self._build_subspace(head["subspace_draw"])
+        # always rebuild: the current subspace may be a later draw than the checkpoint's
+        self.subspace = self._build_subspace(head["subspace_draw"])
         if head["z"].numel() != self.subspace.dim:
             raise ValueError(f"state_dict has D={head['z'].numel()} coordinates, this optimizer "
                              f"has D={self.subspace.dim}: hyperparameters differ")

@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                 _print_summary(eid, stored)
             print(f"all experiments done in {time.perf_counter() - started:.0f}s")
             print(report.write_report(seed=args.seed))
+            print(report.write_figures_index(seed=args.seed))
         elif args.command == "report":
             print(report.write_report(seed=args.seed))
+            print(report.write_figures_index(seed=args.seed))
     except (KeyError, ValueError, RuntimeError) as err:
         print(f"polystep-repro: error: {err}", file=sys.stderr)
         return 2

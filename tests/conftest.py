@@ -7,8 +7,12 @@ import os
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
+# One intra-op thread per test process: the suite runs under pytest-xdist with one worker per core,
+# and torch's threaded kernels are far slower than serial ones on the tiny tensors of most tests.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)

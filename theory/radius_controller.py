@@ -150,7 +150,12 @@ class RadiusController:
         self.inner.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
-        """Inner optimizer state plus the controller's settings, step count and history."""
+        """Inner optimizer state plus the controller's settings, step count and history.
+
+        As with ``torch.optim.Optimizer.state_dict`` the inner state holds references to
+        the live tensors: serialize it (``torch.save``) or ``copy.deepcopy`` it before
+        loading it into another live controller.
+        """
         return {
             "inner": self.inner.state_dict(),
             "r_target": self.r_target,
@@ -265,6 +270,6 @@ class RadiusController:
             "step_norm": step_norm,
             "scale": scale,
             "tau": tau,
-            "r": tau / rho if rho and math.isfinite(rho) else math.nan,
+            "r": tau / rho if rho > 0 else math.nan,  # nan rho -> nan; inf rho -> 0
             "capped": scale < 1.0,
         })

@@ -194,3 +194,16 @@ def test_rotation_errors():
         random_rotations(2, 3, 0)
     with pytest.raises(ValueError, match="dtype must be a floating-point"):
         random_rotations(2, 3, _gen(0), dtype=torch.int32)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_rotations_on_generator_device():
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    R = random_rotations(50, 5, gen)
+    assert R.device.type == "cuda"
+    eye = torch.eye(5, dtype=torch.float64, device="cuda").expand(50, 5, 5)
+    torch.testing.assert_close(R.transpose(1, 2) @ R, eye, rtol=0, atol=1e-12)
+    assert random_rotations(3, 5, torch.Generator(device="cuda").manual_seed(0), device="cpu").device.type == "cpu"
+    for kind in VERTEX_KINDS:
+        assert vertices(kind, 3, device="cuda").device.type == "cuda"

@@ -429,3 +429,27 @@ def test_transport_plan_dispatch_errors():
 
 def test_solvers_tuple():
     assert SOLVERS == ("softmax", "sinkhorn", "kl_relaxed", "argmin")
+
+
+@pytest.mark.parametrize(("solver", "lam"), [("softmax", None), ("sinkhorn", None), ("kl_relaxed", 1.0)])
+def test_zero_mass_marginal_entries(solver, lam):
+    C, _, _ = _problem(5, 4, seed=18)
+    a = _t([0.0, 0.25, 0.25, 0.25, 0.25])
+    b = _t([0.0, 0.5, 0.25, 0.25])
+    plan = _call(solver, _t(C), 0.1, a, b, lam)
+    assert bool(torch.isfinite(plan).all())
+    assert plan[0].abs().max().item() == 0.0  # a zero-mass particle ships nothing
+    torch.testing.assert_close(plan.sum(dim=1), a, rtol=0, atol=1e-12)
+    if solver != "softmax":
+        assert plan[:, 0].abs().max().item() == 0.0  # log b_0 = -inf forces an empty column
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("solver", "lam"), [("softmax", None), ("sinkhorn", None), ("kl_relaxed", 1.0), ("argmin", None)])
+def test_cuda_matches_cpu(solver, lam):
+    C, a, b = _problem(20, 16, seed=19)
+    cpu = _call(solver, _t(C), 0.1, _t(a), _t(b), lam)
+    gpu = _call(solver, _t(C).cuda(), 0.1, _t(a), _t(b), lam)  # marginals follow C's device
+    assert gpu.device.type == "cuda" and gpu.dtype == torch.float64
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-12)

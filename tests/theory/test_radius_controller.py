@@ -1,0 +1,273 @@
+"""RadiusController (Prop. 5.2 clip, the released gradient-direction controller, rho-set).
+
+Checks: the realized step obeys ||step|| <= r_target * rho_a(step direction) (C7 through
+the controller), the inner optimizer's state stays what a plain optimizer would hold,
+state_dict round trips, a step where no cap fires is bit-identical to a plain step, and
+the three modes behave as the digest describes (sections 2.8, 4.4, 4.5, 4.8, 4.9).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from theory.radius_controller import RadiusController
+from theory.radius_models import model_rho_a
+
+OPTIMIZERS = {
+    "adam": lambda params, lr=1e-2: torch.optim.Adam(params, lr=lr),
+    "sgd_momentum": lambda params, lr=1e-1: torch.optim.SGD(params, lr=lr, momentum=0.9),
+    "adamw": lambda params, lr=1e-2: torch.optim.AdamW(params, lr=lr, weight_decay=1e-2),
+}
+BIG_LR = {"adam": 0.5, "sgd_momentum": 100.0, "adamw": 0.5}  # large enough that the cap fires
+
+
+def make_problem(seed=0, bn=False):
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    layers = [nn.Linear(16, 32)]
+    if bn:
+        layers.append(nn.BatchNorm1d(32))
+    layers += [nn.GELU(), nn.Linear(32, 5)]
+    model = nn.Sequential(*layers).double()
+    x = torch.randn(64, 16, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 5, (64,), generator=gen)
+    return model, x, y
+
+
+def closure_for(model, opt, x, y):
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    return closure
+
+
+def flat(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def assert_state_equal(s1, s2):
+    assert s1["param_groups"] == s2["param_groups"]
+    assert s1["state"].keys() == s2["state"].keys()
+    for k in s1["state"]:
+        for name, v in s1["state"][k].items():
+            torch.testing.assert_close(v, s2["state"][k][name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_uncapped_controller_is_the_plain_optimizer(opt_name):
+    model, x, y = make_problem()
+    twin = copy.deepcopy(model)
+    ctrl = RadiusController(OPTIMIZERS[opt_name](model.parameters()), model, r_target=1e12, rho_inputs=x)
+    plain = OPTIMIZERS[opt_name](twin.parameters())
+    for _ in range(5):
+        ctrl.step(closure_for(model, ctrl.inner, x, y))
+        plain.step(closure_for(twin, plain, x, y))
+        torch.testing.assert_close(flat(model), flat(twin), rtol=0, atol=0)  # bit-identical
+    assert not any(h["capped"] for h in ctrl.history)
+    assert_state_equal(ctrl.inner.state_dict(), plain.state_dict())
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_capped_step_has_length_r_target_rho_a_along_the_proposal(opt_name):
+    """Prop 5.2 (ghosts.prop52_radius_clip) through the controller, r_target = 0.5."""
+    model, x, y = make_problem(1)
+    twin = copy.deepcopy(model)
+    r_target = 0.5
+    lr = BIG_LR[opt_name]
+    ctrl = RadiusController(OPTIMIZERS[opt_name](model.parameters(), lr=lr), model, r_target, rho_inputs=x)
+    plain = OPTIMIZERS[opt_name](twin.parameters(), lr=lr)
+    theta0, model0 = flat(model), copy.deepcopy(model)
+    ctrl.step(closure_for(model, ctrl.inner, x, y))
+    plain.step(closure_for(twin, plain, x, y))
+    p = flat(twin) - theta0  # the plain proposal
+    step = flat(model) - theta0
+    rho = model_rho_a(model0, x, p / p.norm())  # rho_a along p/||p|| at theta_0, independently
+    h = ctrl.history[-1]
+    assert h["capped"] and h["rho_a"] == pytest.approx(rho, rel=1e-12)
+    assert float(step.norm()) == pytest.approx(r_target * rho, rel=1e-12)  # ||s p|| = r rho_a
+    cos = float(step @ p / (step.norm() * p.norm()))
+    assert cos == pytest.approx(1.0, abs=1e-12)  # same direction as the proposal
+    assert h["r"] == pytest.approx(r_target, rel=1e-12) and h["scale"] < 1
+    assert h["step_norm"] == pytest.approx(float(p.norm()), rel=1e-12)
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_capping_keeps_the_inner_state(opt_name):
+    """Moments / momentum buffers are exactly a plain optimizer's for the same gradients."""
+    model, x, _ = make_problem(2)
+    twin = copy.deepcopy(model)
+    ctrl = RadiusController(OPTIMIZERS[opt_name](model.parameters(), lr=1.0), model, 0.1, rho_inputs=x)
+    plain = OPTIMIZERS[opt_name](twin.parameters(), lr=1.0)
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(4):  # fixed gradient sequence, independent of the parameters
+        grads = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in model.parameters()]
+        for p, q, g in zip(model.parameters(), twin.parameters(), grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        ctrl.step()
+        plain.step()
+    assert all(h["capped"] for h in ctrl.history)
+    s_ctrl, s_plain = ctrl.inner.state_dict(), plain.state_dict()
+    for k in s_plain["state"]:
+        for name, v in s_plain["state"][k].items():
+            torch.testing.assert_close(s_ctrl["state"][k][name], v, rtol=0, atol=0)
+    assert not torch.equal(flat(model), flat(twin))  # only the parameters differ
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_state_dict_round_trip_and_uncapped_step_after_caps(opt_name):
+    model, x, y = make_problem(3)
+    lr = BIG_LR[opt_name]
+    ctrl = RadiusController(OPTIMIZERS[opt_name](model.parameters(), lr=lr), model, 0.2, rho_inputs=x)
+    for _ in range(3):
+        ctrl.step(closure_for(model, ctrl.inner, x, y))
+    assert any(h["capped"] for h in ctrl.history)
+    # round trip (serialized, as a checkpoint) into a fresh model / optimizer / controller;
+    # like torch's, state_dict() holds references to the live state tensors
+    buf = io.BytesIO()
+    torch.save(ctrl.state_dict(), buf)
+    buf.seek(0)
+    model2 = copy.deepcopy(model)
+    ctrl2 = RadiusController(OPTIMIZERS[opt_name](model2.parameters(), lr=lr), model2, 1.0, rho_inputs=x)
+    ctrl2.load_state_dict(torch.load(buf))
+    assert ctrl2.r_target == 0.2 and ctrl2.history == ctrl.history
+    assert_state_equal(ctrl2.inner.state_dict(), ctrl.inner.state_dict())
+    for _ in range(3):
+        ctrl.step(closure_for(model, ctrl.inner, x, y))
+        ctrl2.step(closure_for(model2, ctrl2.inner, x, y))
+        torch.testing.assert_close(flat(model), flat(model2), rtol=0, atol=0)
+    # after capped steps, an uncapped controller step == a plain inner step from the same state
+    plain_model = copy.deepcopy(model)
+    plain = OPTIMIZERS[opt_name](plain_model.parameters(), lr=lr)
+    plain.load_state_dict(copy.deepcopy(ctrl.inner.state_dict()))
+    ctrl.r_target = 1e12
+    ctrl.step(closure_for(model, ctrl.inner, x, y))
+    plain.step(closure_for(plain_model, plain, x, y))
+    assert not ctrl.history[-1]["capped"]
+    torch.testing.assert_close(flat(model), flat(plain_model), rtol=0, atol=0)
+    assert_state_equal(ctrl.inner.state_dict(), plain.state_dict())
+
+
+def test_rho_set_mode_sets_the_step_length():
+    """rho-set variant (digest 2.8, Table 3 / Fig 11): ||step|| = r_target rho_a, up or down."""
+    for lr, expect_up in ((1e-5, True), (1e4, False)):
+        model, x, y = make_problem(4)
+        ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), model, 2.0,
+                                mode="rho_set", rho_inputs=x)
+        theta0 = flat(model)
+        ctrl.step(closure_for(model, ctrl.inner, x, y))
+        h = ctrl.history[-1]
+        assert float((flat(model) - theta0).norm()) == pytest.approx(2.0 * h["rho_a"], rel=1e-12)
+        assert (h["scale"] > 1) == expect_up
+        assert h["r"] == pytest.approx(2.0, rel=1e-12)
+
+
+def test_gradient_direction_mode_is_the_released_controller():
+    """archgrid controller (digest 4.5 / error 13): lr scaled by min(1, rho_a(g)/(lr ||g||)).
+
+    With plain SGD the realized step is lr s ||g|| = min(lr ||g||, rho_a): capped.  With Adam the
+    realized step is not lr ||g||, so the realized r exceeds 1 although the LR was "capped";
+    the actual-step controller keeps r <= 1 on the same problem.
+    """
+    model, x, y = make_problem(5)
+    ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=50.0), model, 1.0,
+                            mode="gradient_direction", rho_inputs=x)
+    theta0 = flat(model)
+    ctrl.step(closure_for(model, ctrl.inner, x, y))
+    h = ctrl.history[-1]
+    assert h["capped"] and ctrl.inner.param_groups[0]["lr"] == 50.0  # lr restored
+    assert float((flat(model) - theta0).norm()) == pytest.approx(h["rho_a"], rel=1e-12)
+    # Adam under a 1000x spike: released controller overshoots, actual-step controller does not
+    realized = {}
+    for mode in ("gradient_direction", "actual_step"):
+        model, x, y = make_problem(5)
+        ctrl = RadiusController(torch.optim.Adam(model.parameters(), lr=1.0), model, 1.0, mode=mode, rho_inputs=x)
+        for _ in range(3):
+            ctrl.step(closure_for(model, ctrl.inner, x, y))
+        realized[mode] = max(h["tau"] / h["rho_a"] for h in ctrl.history)
+    assert realized["gradient_direction"] > 3.0
+    assert realized["actual_step"] <= 1.0 + 1e-12
+
+
+def test_spike_run_keeps_r_at_most_one():
+    """C7 through a training run with a 1000x LR spike (Fig 6-style): r <= 1 at every step."""
+    model, x, y = make_problem(6)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ctrl = RadiusController(opt, model, 1.0, rho_inputs=x)
+    for t in range(20):
+        opt.param_groups[0]["lr"] = 1e-3 * (1000 if t >= 5 else 1)
+        ctrl.step(closure_for(model, opt, x, y), x=x[:32])
+    rs = [h["r"] for h in ctrl.history]
+    assert max(rs) <= 1 + 1e-12
+    assert sum(h["capped"] for h in ctrl.history) >= 10  # the spike is capped
+    assert all(h["step"] == i + 1 for i, h in enumerate(ctrl.history))
+    with torch.no_grad():
+        assert torch.isfinite(nn.functional.cross_entropy(model(x), y))
+
+
+def test_batchnorm_running_stats_only_change_through_the_closure():
+    model, x, y = make_problem(7, bn=True)
+    twin = copy.deepcopy(model)
+    ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=1e-3), model, 1e12, rho_inputs=x)
+    plain = torch.optim.SGD(twin.parameters(), lr=1e-3)
+    model.train()
+    twin.train()
+    ctrl.step(closure_for(model, ctrl.inner, x, y))
+    plain.step(closure_for(twin, plain, x, y))
+    assert model.training and model[1].training
+    for (k, b), (_, b2) in zip(model.named_buffers(), twin.named_buffers()):
+        torch.testing.assert_close(b, b2, rtol=0, atol=0, msg=k)
+
+
+def test_nonfinite_proposal_restores_parameters():
+    model, x, _ = make_problem(8)
+    ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=0.1), model, 1.0, rho_inputs=x)
+    theta0 = flat(model)
+    for p in model.parameters():
+        p.grad = torch.full_like(p, float("nan"))
+    with pytest.raises(FloatingPointError, match="step 1"):
+        ctrl.step()
+    torch.testing.assert_close(flat(model), theta0, rtol=0, atol=0)
+
+
+def test_zero_step_and_validation():
+    model, x, _ = make_problem(9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctrl = RadiusController(opt, model, 1.0)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    ctrl.step(x=x)
+    assert ctrl.history[-1]["tau"] == 0.0 and ctrl.history[-1]["scale"] == 1.0
+    with pytest.raises(ValueError, match="no sample set"):
+        ctrl.step()
+    with pytest.raises(ValueError, match="r_target"):
+        RadiusController(opt, model, 0.0)
+    with pytest.raises(ValueError, match="r_target"):
+        RadiusController(opt, model, math.inf)
+    with pytest.raises(ValueError, match="mode"):
+        RadiusController(opt, model, 1.0, mode="clip")
+    with pytest.raises(ValueError, match="not a parameter of model"):
+        RadiusController(torch.optim.SGD([nn.Parameter(torch.zeros(2))], lr=0.1), model, 1.0)
+    with pytest.raises(ValueError, match="Optimizer"):
+        RadiusController(object(), model, 1.0)
+    with pytest.raises(ValueError, match="lacks the key"):
+        ctrl.load_state_dict({"inner": opt.state_dict()})
+
+
+def test_fd_rho_method_agrees_with_jvp():
+    model, x, y = make_problem(10)
+    twin = copy.deepcopy(model)
+    c1 = RadiusController(torch.optim.Adam(model.parameters(), lr=0.5), model, 1.0, rho_inputs=x)
+    c2 = RadiusController(torch.optim.Adam(twin.parameters(), lr=0.5), twin, 1.0, rho_inputs=x, rho_method="fd")
+    c1.step(closure_for(model, c1.inner, x, y))
+    c2.step(closure_for(twin, c2.inner, x, y))
+    # float64 central differences, h = 6e-6: relative error ~1e-10
+    assert c1.history[-1]["rho_a"] == pytest.approx(c2.history[-1]["rho_a"], rel=1e-8)
