@@ -7,9 +7,10 @@ One ``[[claim]]`` table per claim of either paper::
     source         "Theorem 4.1", "Table 1", "abstract", ...
     statement      one sentence
     paper_value    number or string (what the paper reports)
-    tolerance      number (optional; absent for qualitative claims)
+    tolerance      number (optional; absent for qualitative claims; per element for list values)
     comparison     "abs" | "rel" | "at_least" | "at_most" | "qualitative"
-                   (default: "abs" with a tolerance, else "qualitative")
+                   (default: "abs" for a numeric paper_value with a tolerance, else "qualitative",
+                   where the experiment's measurement states the verdict)
     experiment     the experiment id whose ``measure()`` reports this claim
     scale          "ci" | "cpu" | "paper": the smallest scale at which the claim is meaningful
     expected_verdict, note, test   optional: the digest's finding, an explanation, the pytest node
@@ -56,8 +57,10 @@ def _parse(entry: dict, where: str) -> Claim:
         raise ValueError(f"{where}: claim {entry.get('id', '?')} lacks {missing}")
     args = {k: v for k, v in entry.items() if k in known}
     args["extra"] = {k: v for k, v in entry.items() if k not in known}
-    if "comparison" not in args:
-        args["comparison"] = "abs" if args.get("tolerance") is not None else "qualitative"
+    if "comparison" not in args:  # numeric value + tolerance: compared; anything else: the
+        # experiment states the verdict (e.g. list-valued claims, whose tolerance is per element)
+        numeric = isinstance(args.get("paper_value"), (int, float)) and not isinstance(args.get("paper_value"), bool)
+        args["comparison"] = "abs" if numeric and args.get("tolerance") is not None else "qualitative"
     claim = Claim(**args)
     if claim.paper not in PAPERS:
         raise ValueError(f"{where}: claim {claim.id}: paper must be one of {PAPERS}")

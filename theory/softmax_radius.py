@@ -439,9 +439,13 @@ def nearest_zeros(z: Any, a: Any, *, polish: bool = True, dps: int = 30) -> np.n
     are finally polished with mpmath Newton at ``dps`` digits (``polish=True``).
 
     Returns:
-        complex ndarray of all zeros whose modulus is within 1e-8 (relative) of the
-        minimum (a conjugate pair in general; 4 zeros for symmetric families), sorted by
-        imaginary part; empty if ``Delta_a = 0``.
+        complex ndarray of the distinct zeros whose modulus is within 1e-8 (relative) of
+        the minimum (a conjugate pair in general; 4 zeros for the symmetric family
+        ``2 cosh t + w``), sorted by imaginary part; empty if ``Delta_a = 0``.  The minimal
+        modulus is certified; zeros of equal modulus are collected from every local minimum
+        of ``|F|`` on the enclosing circle.
+
+    Cost: ~5 ms per instance (n <= 11) in numpy + mpmath.
     """
     z, a = _za_pair(z, a)
     part = _Partition(z, a)

@@ -1,19 +1,42 @@
-"""Benchmark: the cost of one PolyStep step on an MLP, and how much of it is forward evaluation.
+"""Benchmark: the cost of one PolyStep step on an MLP, naive vs fast population evaluation.
 
 The reference configuration is the paper's SNN/MNIST-sized MLP 784-128-10 (101,770 parameters) at
 batch 64 with the per-layer (hybrid) subspace of rank 4: ``D = 4,338`` coordinates, ``P = 543``
 particles of ``d_p = 8``, orthoplex ``V = 16``, ``K = 1``, i.e. ``8,688`` forward evaluations per
 step (digest section 2.13).  Inputs are random (the step's cost does not depend on the data).
 
-Reported per configuration: subspace set-up time, evaluations per second, seconds per step, the
-ratio ``step time / time spent inside the forward evaluations`` (the overhead of the update
-itself: populations, transport, barycentre), and the peak memory (process RSS on CPU, allocator
-peak on CUDA).  For comparison the issue's measurement of the original code on the same 2-core
-machine is quoted: about 138 s and 7.4 GB for one rank-4 step (~63 evaluations/s).
+Two evaluators are timed on the same optimizer from the same state (issue #3):
+
+* ``naive`` -- :func:`polystep.evaluation.population_closure`: every candidate's perturbed
+  parameters are materialised and the whole network runs per candidate (``vmap`` of
+  ``functional_call``);
+* ``fast`` -- :func:`polystep.fast_eval.fast_population_closure`: shared prefix activations,
+  linear response of the perturbed layer, batched suffix (its ``block_losses`` hook).
+
+Reported per configuration and evaluator: evaluations per second, seconds per step, the ratio
+``step time / time spent inside the closure`` (both its ``__call__`` and its ``block_losses``: the
+ratio is the overhead of the update itself -- proposals, populations, transport, barycentre,
+``theta <- theta_0 + P z``) and the peak memory while stepping; plus the subspace set-up time and
+the process's peak memory during set-up, the speed-up of fast over naive measured in the same run,
+and ``max |z_fast - z_naive|`` after one step from the same state (the two evaluators must agree).
+
+Peak memory: on CUDA the allocator's peak (reset before each evaluator).  On CPU the peak resident
+set size of this process while the evaluator steps: freed heap is returned to the OS
+(``malloc_trim``) and the kernel's high-water mark is reset (``/proc/self/clear_refs``, value 5)
+before each evaluator, then ``VmHWM`` is read after its steps.  It therefore includes what is
+resident for both (the model, the subspace bases, the batch: ``rss_before_mb``) but not the set-up
+peak of the QR projections (``setup_peak_mb``).  Where the high-water mark cannot be reset (not
+Linux) the process-wide ``ru_maxrss`` is reported instead and ``peak_kind`` says so.  The fast
+evaluator runs first, so memory the naive run leaves behind cannot inflate its peak.
+
+For comparison the issue's measurement of the original code on the same 2-core machine is quoted:
+about 138 s and 7.4 GB for one rank-4 step (~63 evaluations/s).
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import resource
 import time
 from dataclasses import dataclass
@@ -23,15 +46,18 @@ import torch
 import torch.nn.functional as Fn
 
 from polystep.evaluation import population_closure
+from polystep.fast_eval import fast_population_closure
 from polystep.optim import PolyStep
 from repro.context import RunContext
 from repro.tasks.models import mlp
 
 ID = "bench_step"
-TITLE = "Benchmark: one PolyStep step on the 784-128-10 MLP (evaluations/s, overhead, memory)"
+TITLE = "Benchmark: one PolyStep step on the 784-128-10 MLP (naive vs fast evaluation: evaluations/s, overhead, memory)"
 CLAIMS = ("polystep.bench_step_evals_per_step",)
 
 ORIGINAL_STEP_S, ORIGINAL_PEAK_GB = 138.0, 7.4  # issue #3: original code, rank 4, this machine class
+#: evaluators in the order they are timed (fast first: see the module docstring on memory)
+EVALUATORS = {"fast": fast_population_closure, "naive": population_closure}
 
 
 @dataclass(frozen=True)
@@ -48,15 +74,61 @@ class Config:
 
 CONFIGS = {
     "ci": Config(sizes=(64, 32, 10), ranks=(4,), timed_steps=1),
-    "cpu": Config(ranks=(4,), warmup_steps=1, timed_steps=1),
+    "cpu": Config(ranks=(4,), warmup_steps=1, timed_steps=2),
     "paper": Config(ranks=(4, 8), warmup_steps=1, timed_steps=3),
 }
 
 
-def _peak_mb(device: torch.device) -> float:
+# ------------------------------------------------------------------------------------ memory
+def _rss_status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1]) / 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
+def _release_heap() -> None:
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak(device: torch.device) -> tuple[float, str]:
+    """Reset the peak counter; returns (resident MB now, kind of peak that will be reported)."""
+    _release_heap()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20, "cuda max_memory_allocated"
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
+        now = _rss_status_mb("VmRSS")
+        if now is not None:
+            return now, "VmHWM (reset before the evaluator)"
+    except OSError:
+        pass
+    return _maxrss_mb(), "ru_maxrss (process-wide, set-up included)"
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _peak_mb(device: torch.device, kind: str) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    if kind.startswith("VmHWM"):
+        hwm = _rss_status_mb("VmHWM")
+        if hwm is not None:
+            return hwm
+    return _maxrss_mb()
 
 
 def _sync(device: torch.device) -> None:
@@ -64,7 +136,81 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# ------------------------------------------------------------------------------- evaluators
+class _Timed:
+    """Times the population interface ``closure(thetas)`` (the naive evaluator's only one)."""
+
+    def __init__(self, closure, device: torch.device):
+        self.closure, self.device, self.seconds = closure, device, 0.0
+
+    def _timed(self, fn, *args):
+        _sync(self.device)
+        start = time.perf_counter()
+        out = fn(*args)
+        _sync(self.device)
+        self.seconds += time.perf_counter() - start
+        return out
+
+    def __call__(self, thetas):
+        return self._timed(self.closure, thetas)
+
+
+class _TimedBlocks(_Timed):
+    """... and the structured ``block_losses`` hook (present only where the closure has it: the
+    optimizer takes the fast path iff the closure has the attribute)."""
+
+    def block_losses(self, block, coord_offset, delta_z):
+        return self._timed(self.closure.block_losses, block, coord_offset, delta_z)
+
+
+def _snapshot(opt: PolyStep) -> tuple[list[dict], list[torch.Tensor]]:
+    """The optimizer's per-parameter state and the parameters (to time both evaluators from the
+    same state without rebuilding the subspace, which costs the set-up time again)."""
+    def copy(v):
+        return v.detach().clone() if isinstance(v, torch.Tensor) else v
+    return ([{k: copy(v) for k, v in opt.state[p].items()} for p in opt.params],
+            [p.detach().clone() for p in opt.params])
+
+
+def _restore(opt: PolyStep, snap: tuple[list[dict], list[torch.Tensor]]) -> None:
+    states, values = snap
+    with torch.no_grad():
+        for p, st, v in zip(opt.params, states, values):
+            opt.state[p].clear()
+            opt.state[p].update({k: (x.clone() if isinstance(x, torch.Tensor) else x) for k, x in st.items()})
+            p.copy_(v)
+
+
+def _time_evaluator(name: str, cfg: Config, opt: PolyStep, model, x, y, dev) -> tuple[dict, torch.Tensor]:
+    closure = EVALUATORS[name](model, Fn.cross_entropy, x, y, opt.params)
+    timed = (_TimedBlocks if hasattr(closure, "block_losses") else _Timed)(closure, dev)
+    rss_before, peak_kind = _reset_peak(dev)
+    z_first = None
+    for i in range(cfg.warmup_steps):
+        opt.step(timed)
+        if i == 0:
+            z_first = opt.state[opt.params[0]]["z"].detach().clone()
+    timed.seconds = 0.0
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(cfg.timed_steps):
+        opt.step(timed)
+    _sync(dev)
+    step_s = (time.perf_counter() - t0) / cfg.timed_steps
+    fwd = timed.seconds / cfg.timed_steps
+    evals = opt.evals_per_step
+    row = {"step_s": step_s, "forward_s": fwd, "evals_per_s": evals / step_s,
+           "overhead_ratio": step_s / fwd, "peak_mb": _peak_mb(dev, peak_kind),
+           "rss_before_mb": rss_before, "peak_kind": peak_kind}
+    if hasattr(closure, "stats"):
+        row["fast_path_share"] = closure.stats["fast_candidates"] / max(1, sum(
+            closure.stats[k] for k in ("fast_candidates", "declined_candidates", "population_candidates")))
+    return row, z_first
+
+
 def _bench(cfg: Config, rank: int, ctx: RunContext) -> dict:
+    if cfg.warmup_steps < 1:
+        raise ValueError("warmup_steps must be >= 1 (its first step is the agreement check)")
     dev = ctx.device
     model = mlp(cfg.sizes, ctx.torch_generator("model", rank, device="cpu"), device=dev)
     gen = ctx.torch_generator("data", rank)
@@ -79,34 +225,21 @@ def _bench(cfg: Config, rank: int, ctx: RunContext) -> dict:
                    seed=ctx.child_seed("opt", rank) % 2**31)
     _sync(dev)
     setup_s = time.perf_counter() - t0
-    closure = population_closure(model, Fn.cross_entropy, x, y, opt.params)
-    forward_s = [0.0]
-
-    def timed_closure(thetas):
-        _sync(dev)
-        start = time.perf_counter()
-        out = closure(thetas)
-        _sync(dev)
-        forward_s[0] += time.perf_counter() - start
-        return out
-
-    for _ in range(cfg.warmup_steps):
-        opt.step(timed_closure)
-    forward_s[0] = 0.0
-    _sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(cfg.timed_steps):
-        opt.step(timed_closure)
-    _sync(dev)
-    step_s = (time.perf_counter() - t0) / cfg.timed_steps
-    fwd = forward_s[0] / cfg.timed_steps
+    setup_peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else _maxrss_mb()
+    start = _snapshot(opt)
+    evaluators, z_first = {}, {}
+    for name in EVALUATORS:
+        _restore(opt, start)
+        evaluators[name], z_first[name] = _time_evaluator(name, cfg, opt, model, x, y, dev)
     evals = opt.evals_per_step
-    ctx.count_evals(evals * (cfg.warmup_steps + cfg.timed_steps))
+    ctx.count_evals(evals * (cfg.warmup_steps + cfg.timed_steps) * len(EVALUATORS))
     return {"rank": rank, "n_params": sum(p.numel() for p in model.parameters()),
             "subspace_dim": opt.subspace.dim, "particles": opt.num_particles,
-            "evals_per_step": evals, "setup_s": setup_s, "step_s": step_s, "forward_s": fwd,
-            "evals_per_s": evals / step_s, "overhead_ratio": step_s / fwd,
-            "peak_mb": _peak_mb(dev), "device": str(dev), "threads": torch.get_num_threads()}
+            "evals_per_step": evals, "setup_s": setup_s, "setup_peak_mb": setup_peak,
+            "evaluators": evaluators,
+            "speedup": evaluators["naive"]["step_s"] / evaluators["fast"]["step_s"],
+            "max_abs_dz": float((z_first["fast"] - z_first["naive"]).abs().max()),
+            "device": str(dev), "threads": torch.get_num_threads()}
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
@@ -114,46 +247,69 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     return {"sizes": list(cfg.sizes), "batch_size": cfg.batch_size, "rows": rows}
 
 
+# ---------------------------------------------------------------------------------- outputs
 def _is_reference(results: dict, row: dict) -> bool:
     """The configuration the original code was timed on (784-128-10, batch 64, rank 4)."""
     return tuple(results["sizes"]) == (784, 128, 10) and results["batch_size"] == 64 and row["rank"] == 4
 
 
-def _line(results: dict, r: dict) -> str:
-    line = (f"rank {r['rank']}: evaluations/s: {r['evals_per_s']:.0f}, step s: {r['step_s']:.2f}, "
-            f"peak MB: {r['peak_mb']:.0f}, step/forward: {r['overhead_ratio']:.2f}, "
-            f"setup s: {r['setup_s']:.1f}")
+def _lines(results: dict, r: dict) -> list[str]:
+    f, n = r["evaluators"]["fast"], r["evaluators"]["naive"]
+    details = (f"rank {r['rank']} details: step/forward fast {f['overhead_ratio']:.2f}, naive "
+               f"{n['overhead_ratio']:.2f}; set-up s: {r['setup_s']:.1f}, set-up peak MB: "
+               f"{r['setup_peak_mb']:.0f}; max |z_fast - z_naive| after one step: {r['max_abs_dz']:.1e}")
     if _is_reference(results, r):
-        line += f", speed-up over the original's {ORIGINAL_STEP_S:.0f} s: {ORIGINAL_STEP_S / r['step_s']:.1f}x"
-    return line
+        details += (f"; speed-up over the original's {ORIGINAL_STEP_S:.0f} s: fast "
+                    f"{ORIGINAL_STEP_S / f['step_s']:.0f}x, naive {ORIGINAL_STEP_S / n['step_s']:.0f}x")
+    return [f"rank {r['rank']}: evaluations/s: {f['evals_per_s']:.0f}, step s: {f['step_s']:.2f}, "
+            f"peak MB: {f['peak_mb']:.0f}, speed-up over naive: {r['speedup']:.1f}x",
+            f"rank {r['rank']} naive: evaluations/s: {n['evals_per_s']:.0f}, step s: {n['step_s']:.2f}, "
+            f"peak MB: {n['peak_mb']:.0f}",
+            details]
 
 
 def summary_lines(results: dict) -> list[str]:
-    return ["  " + _line(results, r) for r in results["rows"]]
+    return ["  " + line for r in results["rows"] for line in _lines(results, r)]
 
 
 def measure(results: dict) -> dict:
     r = results["rows"][0]
     ok = _is_reference(results, r)
+    f = r["evaluators"]["fast"]
     return {"polystep.bench_step_evals_per_step": {
         "value": r["evals_per_step"],
-        "detail": f"MLP {'-'.join(map(str, results['sizes']))}, rank {r['rank']}",
+        "detail": (f"MLP {'-'.join(map(str, results['sizes']))}, rank {r['rank']}; fast "
+                   f"{f['evals_per_s']:,.0f} evals/s, {r['speedup']:.1f}x naive"),
         **({} if ok else {"verdict": "not run at this scale"})}}
 
 
 def report_section(results: dict, meta: dict) -> str:
+    rows = results["rows"]
     lines = [f"### bench_step: one PolyStep step, MLP {'-'.join(map(str, results['sizes']))}, "
-             f"batch {results['batch_size']} ({meta['device']}, {results['rows'][0]['threads']} threads)",
+             f"batch {results['batch_size']} ({meta['device']}, {rows[0]['threads']} threads)",
              "",
-             "| rank | D | particles | evals/step | set-up s | step s | evals/s | step / forward | peak MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in results["rows"]:
-        lines.append(f"| {r['rank']} | {r['subspace_dim']:,} | {r['particles']:,} | {r['evals_per_step']:,} "
-                     f"| {r['setup_s']:.1f} | {r['step_s']:.2f} | {r['evals_per_s']:,.0f} "
-                     f"| {r['overhead_ratio']:.2f} | {r['peak_mb']:,.0f} |")
-    lines += ["", f"Reference (issue #3): the original code needs about {ORIGINAL_STEP_S:.0f} s and "
+             "| rank | D | particles | evals/step | set-up s | set-up peak MB | evaluator | step s "
+             "| evals/s | step / forward | peak MB | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for name in ("naive", "fast"):
+            e = r["evaluators"][name]
+            speed = f"{r['speedup']:.1f}x" if name == "fast" else "1x"
+            lines.append(f"| {r['rank']} | {r['subspace_dim']:,} | {r['particles']:,} "
+                         f"| {r['evals_per_step']:,} | {r['setup_s']:.1f} | {r['setup_peak_mb']:,.0f} "
+                         f"| {name} | {e['step_s']:.2f} | {e['evals_per_s']:,.0f} "
+                         f"| {e['overhead_ratio']:.2f} | {e['peak_mb']:,.0f} | {speed} |")
+    kind = rows[0]["evaluators"]["fast"]["peak_kind"]
+    lines += ["", "naive: `population_closure` (per-candidate parameters, full forward); fast: "
+              "`fast_population_closure` (shared prefix, linear response of the perturbed layer, "
+              "batched suffix). Both step the same optimizer from the same state; the largest "
+              "difference of the coordinates after one step is "
+              + ", ".join(f"{r['max_abs_dz']:.1e} (rank {r['rank']})" for r in rows) + ".",
+              "",
+              f"Reference (issue #3): the original code needs about {ORIGINAL_STEP_S:.0f} s and "
               f"{ORIGINAL_PEAK_GB} GB for one rank-4 step on a 2-core machine. Command: "
-              f"`{meta['command']}`. Peak MB on CPU is the process's peak RSS (set-up included)."]
+              f"`{meta['command']}`. Peak MB: {kind} while stepping (model, bases and batch "
+              f"included); set-up peak MB: the process's peak after building the subspace."]
     return "\n".join(lines)
 
 
@@ -161,15 +317,23 @@ def plot(results: dict):
     import matplotlib.pyplot as plt
 
     rows = results["rows"]
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    labels = [f"rank {r['rank']}" for r in rows]
-    fwd = np.array([r["forward_s"] for r in rows])
-    total = np.array([r["step_s"] for r in rows])
-    ax.barh(labels, fwd, color="#0072B2", label="forward evaluations")
+    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.9 * len(rows)))
+    labels, fwd, total, rates = [], [], [], []
+    for r in rows:
+        for name in ("naive", "fast"):
+            e = r["evaluators"][name]
+            labels.append(f"rank {r['rank']}, {name}")
+            fwd.append(e["forward_s"])
+            total.append(e["step_s"])
+            rates.append(e["evals_per_s"])
+    fwd, total = np.array(fwd), np.array(total)
+    ax.barh(labels, fwd, color="#0072B2", label="forward evaluations (closure)")
     ax.barh(labels, total - fwd, left=fwd, color="#E69F00", label="update overhead")
-    for i, r in enumerate(rows):
-        ax.text(total[i], i, f"  {r['evals_per_s']:,.0f} evals/s", va="center", fontsize=9)
+    for i, rate in enumerate(rates):
+        ax.text(total[i], i, f"  {rate:,.0f} evals/s", va="center", fontsize=9)
+    ax.set_xlim(0, 1.35 * float(total.max()))
+    ax.invert_yaxis()
     ax.set(xlabel="seconds per step", title=f"One PolyStep step, MLP {'-'.join(map(str, results['sizes']))}")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,0 +1,396 @@
+"""Fast population evaluation for layer stacks: share the prefix, perturb one layer linearly.
+
+Every candidate that :class:`polystep.optim.PolyStep` evaluates differs from the current parameters
+in ONE subspace block, and with the per-layer (hybrid) or the identity subspace a block belongs to
+one tensor of one layer.  For a stack of layers ``f = f_L o ... o f_1`` this allows
+
+* **a shared prefix** -- the activations ``a_l`` entering every layer are computed once for the
+  closure's batch (and recomputed only when a parameter has changed, e.g. after a step);
+* **a linear perturbation** -- ``nn.Linear`` and ``nn.LayerNorm`` are affine in their parameters,
+  so with ``Delta theta = sum_k delta_k B_k`` (``B_k``: the particle's basis rows, or unit vectors
+  for an identity block) the perturbed layer output is::
+
+      out(delta) = base_out + sum_k delta_k U_k,   U_k = J_theta(layer)(a_l) B_k   ("responses")
+
+  e.g. ``U_k = a_l B_k^T`` for a Linear weight (``B_k`` reshaped ``[d_out, d_in]``: one broadcast
+  matmul ``[N, d_in] x [p d_p, d_in, d_out]`` per chunk), ``U_k = B_k`` broadcast over the batch for
+  a bias, ``U_k = xhat B_k`` for a LayerNorm weight (``xhat`` the normalised input).  The
+  ``p * m`` perturbed outputs come from one ``baddbmm`` (``[p, m, d_p] x [p, d_p, N * d_out]``);
+* **a batched suffix** -- the layers after the perturbed one run once on ``[p * m * batch, ...]``
+  (candidates folded into the batch dimension: every supported layer acts on each row alone);
+* **the loss per candidate** -- ``torch.vmap`` of ``loss_fn(out, y)`` over the candidates, i.e.
+  exactly ``loss_fn``'s semantics (any reduction it applies over its batch stays inside one
+  candidate).
+
+No full parameter vector is copied per probe; the cost of a chunk is ``p * d_p`` layer forwards
+(the responses) plus ``p * m`` suffix forwards, against ``p * m`` full forwards (and ``p * m``
+materialised weight tensors) for :func:`polystep.evaluation.population_closure`.
+
+Supported models: an ``nn.Sequential`` (nested ones are flattened) -- or a single module -- made
+of ``nn.Linear``, ``nn.LayerNorm`` (with or without affine parameters), ``nn.Flatten`` /
+``nn.Unflatten`` (not touching dimension 0), ``nn.Identity``, eval-mode ``nn.Dropout`` and the
+element-wise / row-wise activations in :data:`ROWWISE_MODULES` (softmax-like modules only along a
+non-batch dimension), where dimension 0 of the input ``x`` is the batch.  More module types that act
+on every row of dimension 0 independently and have no parameters can be declared with
+``rowwise=(MyModule, ...)``.
+
+Fallback (always correct, never faster than :func:`population_closure`):
+
+* an unsupported model -- every chunk goes through the population interface;
+* a block whose targets lie in several layers (the ``random`` subspace: one global block spanning
+  all tensors; the output is then not linear in the block's coordinates) -- **declined**:
+  ``block_losses`` builds that chunk's population itself and evaluates it with the population
+  closure.  A ``random`` block whose targets are all in one layer (e.g. a single ``nn.Linear``) is
+  handled by the fast path;
+* a parameter used by two layers (tied weights) -- its blocks are declined.
+
+``closure.stats`` counts the calls and candidates of each path, ``closure.declined`` lists the
+declined blocks with the reason.  Device and dtype follow ``x`` and the model; the computation is
+deterministic (no atomics, no randomness).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as Fn
+from torch import Tensor, nn
+
+from .evaluation import parameter_names, population_closure
+
+__all__ = ["fast_population_closure", "FastPopulationClosure", "ROWWISE_MODULES"]
+
+#: parameter-free modules that map every row (index along dimension 0) on its own
+ROWWISE_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish, nn.Softplus,
+    nn.Softsign, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.LogSigmoid, nn.Threshold,
+)
+#: row-wise only when their ``dim`` is not the batch dimension
+_DIM_MODULES: tuple[type[nn.Module], ...] = (nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.GLU)
+#: on CPU the perturbed outputs of a chunk are processed in pieces of about this size: buffers that
+#: stay in cache and below glibc's mmap threshold (no page faults per call) -- ~20 % faster per step
+_CPU_SUB_CHUNK_BYTES = 8 * 2**20
+
+
+def _flatten_layers(model: nn.Module) -> list[nn.Module]:
+    if isinstance(model, nn.Sequential):
+        out: list[nn.Module] = []
+        for child in model:
+            out += _flatten_layers(child)
+        return out
+    return [model]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One target of a block, located in the layer stack."""
+
+    target_index: int  # index in the optimizer's parameter list
+    offset: int        # offset of the target in the block's output
+    numel: int
+    role: str          # "weight" | "bias"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    layer: int
+    parts: tuple[_Part, ...]
+
+
+class FastPopulationClosure:
+    """Population closure with the structured ``block_losses`` fast path (see the module docstring).
+
+    ``closure(thetas)`` is the ordinary population interface (``[B, *shape]`` tensors -> ``[B]``
+    losses) of :func:`polystep.evaluation.population_closure`; ``closure.block_losses(block,
+    coord_offset, delta_z)`` evaluates the ``p * m`` candidates "current parameters + ``delta_z[i,
+    j] @ rows_i``" of ``p`` consecutive particles inside ``block`` (``delta_z``: ``[p, m, d_p]``,
+    losses ordered ``i * m + j``).
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor,
+                 y: Tensor, params: Sequence[Tensor] | None = None, *,
+                 rowwise: Sequence[type[nn.Module]] = (), sub_chunk_bytes: int | None | str = "auto"):
+        if sub_chunk_bytes == "auto":
+            sub_chunk_bytes = _CPU_SUB_CHUNK_BYTES if x.device.type == "cpu" else None
+        if sub_chunk_bytes is not None and (not isinstance(sub_chunk_bytes, int) or sub_chunk_bytes < 1):
+            raise ValueError(f"sub_chunk_bytes must be a positive integer, None or 'auto', got "
+                             f"{sub_chunk_bytes!r}")
+        self.sub_chunk_bytes = sub_chunk_bytes
+        self.model, self.loss_fn, self.x, self.y = model, loss_fn, x, y
+        self.params = list(model.parameters()) if params is None else list(params)
+        self._population = population_closure(model, loss_fn, x, y, self.params)
+        self.parameter_names = parameter_names(model, self.params)
+        self._rowwise = tuple(ROWWISE_MODULES) + tuple(rowwise)
+        self._by_name = {name: i for i, name in enumerate(self.parameter_names)}
+        self._index_of_param = {id(p): i for i, p in enumerate(self.params)}
+        self.layers = _flatten_layers(model)
+        self._all_params = list(model.parameters())
+        self.unsupported: str | None = self._check_static()
+        self._loss_batched = torch.vmap(lambda out: loss_fn(out, y))
+        self._key: tuple | None = None
+        self._acts: list[Tensor] = []
+        self._plans: dict[tuple, _Plan | None] = {}
+        self.declined: dict[tuple[int, int], str] = {}
+        self.stats = {"fast_calls": 0, "fast_candidates": 0, "declined_calls": 0,
+                      "declined_candidates": 0, "population_calls": 0, "population_candidates": 0}
+
+    # ------------------------------------------------------------------------------ interfaces
+    def __call__(self, thetas: Sequence[Tensor]) -> Tensor:
+        self.stats["population_calls"] += 1
+        self.stats["population_candidates"] += int(thetas[0].shape[0]) if len(thetas) else 0
+        return self._population(thetas)
+
+    @torch.no_grad()
+    def block_losses(self, block, coord_offset: int, delta_z: Tensor) -> Tensor:
+        """Losses ``[p * m]`` of the candidates ``theta + delta_z[i, j] @ rows_i`` of ``block``."""
+        p, m, d_p = delta_z.shape
+        if coord_offset < 0 or coord_offset + p * d_p > block.size:
+            raise ValueError(f"particles [{coord_offset}, {coord_offset + p * d_p}) do not lie in "
+                             f"the block's {block.size} coordinates")
+        plan = self._plan(block)
+        if plan is not None:
+            acts = self._activations()
+            if acts is not None:
+                self.stats["fast_calls"] += 1
+                self.stats["fast_candidates"] += p * m
+                return self._fast(block, plan, coord_offset, delta_z, acts)
+        self.stats["declined_calls"] += 1
+        self.stats["declined_candidates"] += p * m
+        return self._population(self._block_population(block, coord_offset, delta_z))
+
+    # --------------------------------------------------------------------------- model checks
+    def _check_static(self) -> str | None:
+        """Why the model cannot take the fast path (``None``: it can)."""
+        if self.x.ndim < 2:
+            return "x has no batch dimension"
+        owned: dict[int, int] = {}
+        for li, layer in enumerate(self.layers):
+            if isinstance(layer, nn.Linear):
+                pass
+            elif isinstance(layer, nn.LayerNorm):
+                pass
+            elif isinstance(layer, (nn.Flatten, nn.Unflatten, nn.Dropout) + self._rowwise
+                            + _DIM_MODULES):
+                if any(True for _ in layer.parameters()):
+                    return f"layer {li} ({type(layer).__name__}) has parameters"
+            else:
+                return f"layer {li} ({type(layer).__name__}) is not supported"
+            for q in layer.parameters(recurse=True):
+                if id(q) in owned and owned[id(q)] != li:
+                    owned[id(q)] = -1  # tied: used by two layers
+                else:
+                    owned.setdefault(id(q), li)
+        n_layer_params = len({id(q) for layer in self.layers for q in layer.parameters()})
+        if n_layer_params != len({id(q) for q in self._all_params}):
+            return "the model has parameters outside its layer stack"
+        self._owner = owned
+        return None
+
+    def _check_dynamic(self, acts: list[Tensor]) -> str | None:
+        """Shape checks of the base forward: every layer keeps dimension 0 as the batch."""
+        batch = self.x.shape[0]
+        for li, (layer, a_in, a_out) in enumerate(zip(self.layers, acts[:-1], acts[1:])):
+            name = type(layer).__name__
+            if a_out.ndim < 1 or a_out.shape[0] != batch:
+                return f"layer {li} ({name}) changes the batch dimension"
+            if isinstance(layer, nn.LayerNorm) and a_in.ndim <= len(layer.normalized_shape):
+                return f"layer {li} (LayerNorm) normalises over the batch dimension"
+            if isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
+                return f"layer {li} (Dropout) is random in training mode"
+            if isinstance(layer, nn.Flatten):
+                start = layer.start_dim % a_in.ndim if a_in.ndim else 0
+                if start == 0:
+                    return f"layer {li} (Flatten) flattens the batch dimension"
+            if isinstance(layer, nn.Unflatten):
+                dim = layer.dim % a_in.ndim if isinstance(layer.dim, int) else None
+                if dim in (0, None):
+                    return f"layer {li} (Unflatten) unflattens the batch dimension"
+            if isinstance(layer, _DIM_MODULES):
+                dim = layer.dim
+                if dim is None:  # torch's implicit softmax dimension
+                    dim = 0 if a_in.ndim in (0, 1, 3) else 1
+                if dim % a_in.ndim == 0:
+                    return f"layer {li} ({name}) acts along the batch dimension"
+        return None
+
+    def _activations(self) -> list[Tensor] | None:
+        """``[x, a_1, ..., a_L]`` for the current parameters (cached while no parameter changes)."""
+        if self.unsupported is not None:
+            return None
+        key = tuple((q.data_ptr(), q._version) for q in self._all_params) + \
+            tuple(layer.training for layer in self.layers)
+        if key != self._key:
+            acts = [self.x]
+            with torch.no_grad():
+                for layer in self.layers:
+                    acts.append(layer(acts[-1]))
+            reason = self._check_dynamic(acts)
+            if reason is not None:
+                self.unsupported = reason
+                return None
+            self._key, self._acts = key, acts
+        return self._acts
+
+    # ------------------------------------------------------------------------------- planning
+    def _target_index(self, name: str) -> int:
+        """The optimizer's parameter index of a block target (``PolyStep`` names them ``"0"``,
+        ``"1"``, ...; a model parameter name is accepted too)."""
+        if name.isdigit() and int(name) < len(self.params):
+            return int(name)
+        if name in self._by_name:
+            return self._by_name[name]
+        raise ValueError(f"block target {name!r} is neither an index into the {len(self.params)} "
+                         "parameters nor the name of one of them")
+
+    def _plan(self, block) -> _Plan | None:
+        key = (block.start, block.stop, block.targets, id(block.basis))
+        if key not in self._plans:
+            plan, reason = self._make_plan(block)
+            self._plans[key] = plan
+            if plan is None:
+                self.declined[(block.start, block.stop)] = reason
+        return self._plans[key]
+
+    def _make_plan(self, block) -> tuple[_Plan | None, str]:
+        if self.unsupported is not None:
+            return None, f"model not supported: {self.unsupported}"
+        parts, layers = [], set()
+        for t in block.targets:
+            ti = self._target_index(t.name)
+            q = self.params[ti]
+            li = self._owner.get(id(q), -1)
+            if li < 0:
+                return None, f"parameter {self.parameter_names[ti]!r} is shared by several layers"
+            layer = self.layers[li]
+            role = "weight" if q is getattr(layer, "weight", None) else \
+                "bias" if q is getattr(layer, "bias", None) else None
+            if role is None or not isinstance(layer, (nn.Linear, nn.LayerNorm)):
+                return None, f"parameter {self.parameter_names[ti]!r} has no linear response"
+            layers.add(li)
+            parts.append(_Part(ti, t.offset, t.numel, role))
+        if len(layers) != 1:
+            return None, f"the block spans {len(layers)} layers (output not linear in its coordinates)"
+        return _Plan(layers.pop(), tuple(parts)), ""
+
+    # ------------------------------------------------------------------------------- fast path
+    def _responses(self, layer: nn.Module, part: _Part, a_in: Tensor, n_rows: int,
+                   n_out: int, rows: Tensor | None, idx: Tensor | None) -> Tensor:
+        """``U [K, N, n_out]``: the layer output's change per unit of each of the ``K`` coordinates,
+        given dense basis rows ``rows [K, numel]`` of this target or, for an identity block,
+        the target-local coordinate indices ``idx [K]`` (``-1``: not in this target)."""
+        if isinstance(layer, nn.Linear) and part.role == "weight":
+            a2 = a_in.reshape(n_rows, layer.in_features)
+            if rows is not None:  # U_k = a B_k^T, B_k = rows[k] as [d_out, d_in]
+                return torch.matmul(a2, rows.reshape(-1, layer.out_features,
+                                                     layer.in_features).transpose(1, 2))
+            ks = (idx >= 0).nonzero().flatten()
+            local = idx[ks]
+            u = a2.new_zeros(idx.numel(), n_rows, n_out)
+            u[ks[:, None], torch.arange(n_rows, device=u.device)[None, :],
+              (local // layer.in_features)[:, None]] = a2[:, local % layer.in_features].T
+            return u
+        if isinstance(layer, nn.LayerNorm) and part.role == "weight":
+            xhat = Fn.layer_norm(a_in, layer.normalized_shape, None, None, layer.eps)
+            xhat = xhat.reshape(n_rows, n_out)
+            if rows is not None:
+                return 1.01 * xhat[None] * rows[:, None, :]
+            ks = (idx >= 0).nonzero().flatten()
+            local = idx[ks]
+            u = xhat.new_zeros(idx.numel(), n_rows, n_out)
+            u[ks[:, None], torch.arange(n_rows, device=u.device)[None, :], local[:, None]] = \
+                xhat[:, local].T
+            return u
+        # bias of a Linear or a LayerNorm: the output moves by the coordinates themselves
+        if rows is not None:
+            return rows[:, None, :].expand(-1, n_rows, -1)
+        ks = (idx >= 0).nonzero().flatten()
+        u = a_in.new_zeros(idx.numel(), n_rows, n_out)
+        u[ks, :, idx[ks]] = 1.0
+        return u
+
+    def _fast(self, block, plan: _Plan, coord_offset: int, delta_z: Tensor,
+              acts: list[Tensor]) -> Tensor:
+        """Sub-chunks of particles whose perturbed outputs fit in ``sub_chunk_bytes``."""
+        p, m, d_p = delta_z.shape
+        base_out = acts[plan.layer + 1]
+        per_particle = m * base_out.numel() * base_out.element_size()
+        step = p if self.sub_chunk_bytes is None else \
+            max(1, min(p, self.sub_chunk_bytes // max(1, per_particle)))
+        if step >= p:
+            return self._fast_chunk(block, plan, coord_offset, delta_z, acts)
+        return torch.cat([self._fast_chunk(block, plan, coord_offset + lo * d_p,
+                                           delta_z[lo:lo + step], acts)
+                          for lo in range(0, p, step)])
+
+    def _fast_chunk(self, block, plan: _Plan, coord_offset: int, delta_z: Tensor,
+                    acts: list[Tensor]) -> Tensor:
+        p, m, d_p = delta_z.shape
+        k = p * d_p
+        layer = self.layers[plan.layer]
+        a_in, base_out = acts[plan.layer], acts[plan.layer + 1]
+        batch = base_out.shape[0]
+        if isinstance(layer, nn.Linear):
+            n_out = layer.out_features
+        else:
+            n_out = math.prod(layer.normalized_shape)
+        n_rows = base_out.numel() // n_out
+        u = None
+        for part in plan.parts:
+            if block.basis is not None:
+                rows = block.basis[coord_offset:coord_offset + k, part.offset:part.offset + part.numel]
+                rows, idx = rows.to(base_out.dtype), None
+            else:
+                coords = torch.arange(coord_offset, coord_offset + k, device=base_out.device)
+                inside = (coords >= part.offset) & (coords < part.offset + part.numel)
+                rows, idx = None, torch.where(inside, coords - part.offset, -1)
+            r = self._responses(layer, part, a_in, n_rows, n_out, rows, idx)
+            u = r if u is None else u + r
+        # out[i, j] = base_out + sum_k delta_z[i, j, k] U[i, k]     -> [p, m, N * n_out]
+        u = u.reshape(p, d_p, n_rows * n_out)
+        out = torch.baddbmm(base_out.reshape(1, 1, -1), delta_z.to(base_out.dtype), u)
+        h = out.reshape(p * m * batch, *base_out.shape[1:])
+        for later in self.layers[plan.layer + 1:]:
+            h = later(h)
+        return self._loss_batched(h.reshape(p * m, batch, *h.shape[1:]))
+
+    # ------------------------------------------------------------------------------- fallback
+    def _block_population(self, block, coord_offset: int, delta_z: Tensor) -> list[Tensor]:
+        """The chunk's candidates as a population (as ``PolyStep._population`` builds it)."""
+        p, m, d_p = delta_z.shape
+        c = p * m
+        population = [q.detach()[None].expand(c, *q.shape) for q in self.params]
+        index = [self._target_index(t.name) for t in block.targets]
+        current = torch.cat([self.params[i].detach().reshape(-1) for i in index])
+        if block.basis is not None:
+            rows = block.basis[coord_offset:coord_offset + p * d_p].reshape(p, d_p, -1)
+            flat = torch.baddbmm(current.expand(p, m, -1), delta_z, rows).reshape(c, -1)
+        else:
+            flat = current.repeat(c, 1)
+            cols = torch.arange(coord_offset, coord_offset + p * d_p, device=flat.device)
+            cols = cols.reshape(p, 1, d_p).expand(p, m, d_p).reshape(c, d_p)
+            flat.scatter_add_(1, cols, delta_z.reshape(c, d_p).to(flat.dtype))
+        for i, t in zip(index, block.targets):
+            population[i] = flat[:, t.offset:t.offset + t.numel].reshape(c, *t.shape)
+        return population
+
+
+def fast_population_closure(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
+                            x: Tensor, y: Tensor, params: Sequence[Tensor] | None = None, *,
+                            rowwise: Sequence[type[nn.Module]] = (),
+                            sub_chunk_bytes: int | None | str = "auto") -> FastPopulationClosure:
+    """Like :func:`polystep.evaluation.population_closure`, plus the structured ``block_losses``
+    fast path for layer stacks (module docstring).
+
+    Args:
+        model, loss_fn, x, y, params: as for :func:`polystep.evaluation.population_closure`.
+        rowwise: extra parameter-free module types that act on every row of dimension 0 alone.
+        sub_chunk_bytes: process a chunk's perturbed layer outputs in pieces of at most this many
+            bytes (``None``: the whole chunk at once; ``"auto"``: 8 MiB on CPU, ``None`` elsewhere).
+            Changes speed only, not the losses.
+    """
+    return FastPopulationClosure(model, loss_fn, x, y, params, rowwise=rowwise,
+                                 sub_chunk_bytes=sub_chunk_bytes)
