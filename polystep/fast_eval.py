@@ -5,7 +5,9 @@ in ONE subspace block, and with the per-layer (hybrid) or the identity subspace 
 one tensor of one layer.  For a stack of layers ``f = f_L o ... o f_1`` this allows
 
 * **a shared prefix** -- the activations ``a_l`` entering every layer are computed once for the
-  closure's batch (and recomputed only when a parameter has changed, e.g. after a step);
+  closure's batch and cached; the cache is keyed on the layers' parameters (identity, storage and
+  in-place version counter) and training flags, so it is recomputed when the optimizer writes new
+  parameters after a step and a closure can be reused across steps;
 * **a linear perturbation** -- ``nn.Linear`` and ``nn.LayerNorm`` are affine in their parameters,
   so with ``Delta theta = sum_k delta_k B_k`` (``B_k``: the particle's basis rows, or unit vectors
   for an identity block) the perturbed layer output is::
@@ -30,13 +32,17 @@ Supported models: an ``nn.Sequential`` (nested ones are flattened) -- or a singl
 of ``nn.Linear``, ``nn.LayerNorm`` (with or without affine parameters), ``nn.Flatten`` /
 ``nn.Unflatten`` (not touching dimension 0), ``nn.Identity``, eval-mode ``nn.Dropout`` and the
 element-wise / row-wise activations in :data:`ROWWISE_MODULES` (softmax-like modules only along a
-non-batch dimension), where dimension 0 of the input ``x`` is the batch.  More module types that act
-on every row of dimension 0 independently and have no parameters can be declared with
-``rowwise=(MyModule, ...)``.
+non-batch dimension), where dimension 0 of the input ``x`` is the batch.  Types are matched
+exactly (a subclass may override ``forward``, e.g. a quantised ``Linear``) and modules with forward
+hooks are not supported.  More module types that act on every row of dimension 0 independently and
+have no parameters can be declared with ``rowwise=(MyModule, ...)``.  Block targets are named as
+:class:`polystep.optim.PolyStep` names them (``"0"``, ``"1"``, ...: indices into ``params``) or
+by their parameter names in the model.
 
-Fallback (always correct, never faster than :func:`population_closure`):
+Fallback (exact; as fast as :func:`population_closure`, whose evaluation it uses):
 
-* an unsupported model -- every chunk goes through the population interface;
+* an unsupported model -- every chunk is evaluated by the population closure (``block_losses``
+  builds the chunk's population itself, as ``PolyStep._population`` would);
 * a block whose targets lie in several layers (the ``random`` subspace: one global block spanning
   all tensors; the output is then not linear in the block's coordinates) -- **declined**:
   ``block_losses`` builds that chunk's population itself and evaluates it with the population
@@ -46,7 +52,9 @@ Fallback (always correct, never faster than :func:`population_closure`):
 
 ``closure.stats`` counts the calls and candidates of each path, ``closure.declined`` lists the
 declined blocks with the reason.  Device and dtype follow ``x`` and the model; the computation is
-deterministic (no atomics, no randomness).
+deterministic (no atomics, no randomness).  On CPU a chunk is processed in sub-chunks whose
+perturbed activations take about 8 MiB (``sub_chunk_bytes``): cache-resident buffers, no page
+faults of fresh large allocations; this changes speed only.
 """
 
 from __future__ import annotations
@@ -77,12 +85,20 @@ _CPU_SUB_CHUNK_BYTES = 8 * 2**20
 
 
 def _flatten_layers(model: nn.Module) -> list[nn.Module]:
-    if isinstance(model, nn.Sequential):
+    """The leaves of nested ``nn.Sequential`` containers (subclasses that keep its ``forward``)."""
+    if isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward \
+            and not _has_hooks(model):
         out: list[nn.Module] = []
         for child in model:
             out += _flatten_layers(child)
         return out
     return [model]
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks
+                or getattr(module, "_forward_hooks_with_kwargs", None)
+                or getattr(module, "_forward_pre_hooks_with_kwargs", None))
 
 
 @dataclass(frozen=True)
@@ -126,9 +142,7 @@ class FastPopulationClosure:
         self.parameter_names = parameter_names(model, self.params)
         self._rowwise = tuple(ROWWISE_MODULES) + tuple(rowwise)
         self._by_name = {name: i for i, name in enumerate(self.parameter_names)}
-        self._index_of_param = {id(p): i for i, p in enumerate(self.params)}
         self.layers = _flatten_layers(model)
-        self._all_params = list(model.parameters())
         self.unsupported: str | None = self._check_static()
         self._loss_batched = torch.vmap(lambda out: loss_fn(out, y))
         self._key: tuple | None = None
@@ -169,23 +183,24 @@ class FastPopulationClosure:
             return "x has no batch dimension"
         owned: dict[int, int] = {}
         for li, layer in enumerate(self.layers):
-            if isinstance(layer, nn.Linear):
+            # exact types: a subclass may override forward (e.g. a quantised Linear)
+            kind = type(layer)
+            if _has_hooks(layer):
+                return f"layer {li} ({kind.__name__}) has forward hooks"
+            if kind in (nn.Linear, nn.LayerNorm):
                 pass
-            elif isinstance(layer, nn.LayerNorm):
-                pass
-            elif isinstance(layer, (nn.Flatten, nn.Unflatten, nn.Dropout) + self._rowwise
-                            + _DIM_MODULES):
+            elif kind in (nn.Flatten, nn.Unflatten, nn.Dropout) + self._rowwise + _DIM_MODULES:
                 if any(True for _ in layer.parameters()):
-                    return f"layer {li} ({type(layer).__name__}) has parameters"
+                    return f"layer {li} ({kind.__name__}) has parameters"
             else:
-                return f"layer {li} ({type(layer).__name__}) is not supported"
+                return f"layer {li} ({kind.__name__}) is not supported"
             for q in layer.parameters(recurse=True):
                 if id(q) in owned and owned[id(q)] != li:
                     owned[id(q)] = -1  # tied: used by two layers
                 else:
                     owned.setdefault(id(q), li)
         n_layer_params = len({id(q) for layer in self.layers for q in layer.parameters()})
-        if n_layer_params != len({id(q) for q in self._all_params}):
+        if n_layer_params != len({id(q) for q in self.model.parameters()}):
             return "the model has parameters outside its layer stack"
         self._owner = owned
         return None
@@ -221,8 +236,8 @@ class FastPopulationClosure:
         """``[x, a_1, ..., a_L]`` for the current parameters (cached while no parameter changes)."""
         if self.unsupported is not None:
             return None
-        key = tuple((q.data_ptr(), q._version) for q in self._all_params) + \
-            tuple(layer.training for layer in self.layers)
+        key = tuple((id(q), q.data_ptr(), q._version) for layer in self.layers
+                    for q in layer.parameters()) + tuple(layer.training for layer in self.layers)
         if key != self._key:
             acts = [self.x]
             with torch.no_grad():
@@ -297,7 +312,7 @@ class FastPopulationClosure:
             xhat = Fn.layer_norm(a_in, layer.normalized_shape, None, None, layer.eps)
             xhat = xhat.reshape(n_rows, n_out)
             if rows is not None:
-                return 1.01 * xhat[None] * rows[:, None, :]
+                return xhat[None] * rows[:, None, :]
             ks = (idx >= 0).nonzero().flatten()
             local = idx[ks]
             u = xhat.new_zeros(idx.numel(), n_rows, n_out)
@@ -316,8 +331,8 @@ class FastPopulationClosure:
               acts: list[Tensor]) -> Tensor:
         """Sub-chunks of particles whose perturbed outputs fit in ``sub_chunk_bytes``."""
         p, m, d_p = delta_z.shape
-        base_out = acts[plan.layer + 1]
-        per_particle = m * base_out.numel() * base_out.element_size()
+        widest = max(a.numel() * a.element_size() for a in acts[plan.layer + 1:])
+        per_particle = m * widest  # bytes of the widest activation after the perturbed layer
         step = p if self.sub_chunk_bytes is None else \
             max(1, min(p, self.sub_chunk_bytes // max(1, per_particle)))
         if step >= p:

@@ -3,6 +3,8 @@
 An experiment is a module ``repro.experiments.<ID>`` that defines:
 
 * ``ID`` (its own module name), ``TITLE`` and ``CLAIMS`` (claim ids of ``paper/claims.toml``);
+* ``VERSION`` (optional int, default 1): bump it when the result format changes, so that cached
+  results of the old format are recomputed instead of reused;
 * ``CONFIGS``: a dict ``{"ci": Config, "cpu": Config, "paper": Config}`` of frozen dataclasses;
 * ``run(cfg, ctx) -> dict``: plain data (scalars, lists, numpy arrays);
 * ``plot(results) -> Figure | dict[str, Figure]`` (optional);

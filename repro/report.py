@@ -28,10 +28,15 @@ def _fmt(value) -> str:
 def find_result(experiment_id: str, seed: int = 0) -> dict | None:
     """The largest-scale finished result of ``experiment_id`` in the results cache, else the
     measurements stored in its figure sidecar (what a fresh clone has), else ``None``."""
+    module = registry.get(experiment_id)
     for scale in reversed(SCALES):
+        if scale not in module.CONFIGS:
+            continue
+        current = runner.config_hash(module.CONFIGS[scale], getattr(module, "VERSION", 1))
         for path in sorted((runner.results_dir() / experiment_id).glob(f"{scale}-seed{seed}-*.json")):
             stored = storage.load(path)
-            module = registry.get(experiment_id)
+            if stored.get("meta", {}).get("config_hash") != current:
+                continue  # stale: made by another configuration or result format
             section = (module.report_section(stored["results"], stored["meta"])
                        if hasattr(module, "report_section") else None)
             return {"meta": stored["meta"], "report_section": section,

@@ -73,8 +73,10 @@ def config_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
 
 
-def config_hash(cfg: Any) -> str:
-    blob = json.dumps(storage.to_jsonable(config_dict(cfg)), sort_keys=True, default=str)
+def config_hash(cfg: Any, version: int = 1) -> str:
+    """Hash of a configuration and the experiment's result-format ``VERSION``: a cached result is
+    reused only when both match."""
+    blob = json.dumps([storage.to_jsonable(config_dict(cfg)), version], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -98,7 +100,7 @@ def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torc
     cfg = registry.config(experiment_id, scale)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     path = result_path(experiment_id, scale, seed, dev)
-    chash = config_hash(cfg)
+    chash = config_hash(cfg, getattr(module, "VERSION", 1))
     if path.exists() and not force:
         stored = storage.load(path)
         if stored.get("meta", {}).get("config_hash") == chash:
@@ -151,14 +153,14 @@ def write_outputs(experiment_id: str, stored: dict) -> list[Path]:
     out_dir = figures_dir()
     written: list[Path] = []
     if hasattr(module, "plot"):
-        with style():
+        with style():  # the style's savefig settings (tight bbox, dpi) apply to the saving too
             figs = module.plot(results)
-        if not isinstance(figs, dict):
-            figs = {"": figs}
-        for name, fig in figs.items():
-            stem = out_dir / (experiment_id + (f"_{name}" if name else ""))
-            written += save_figure(fig, stem, sidecar)
-            plt.close(fig)
+            if not isinstance(figs, dict):
+                figs = {"": figs}
+            for name, fig in figs.items():
+                stem = out_dir / (experiment_id + (f"_{name}" if name else ""))
+                written += save_figure(fig, stem, sidecar)
+                plt.close(fig)
     target = out_dir / f"{experiment_id}.json"
     if target not in written:  # the experiment-level sidecar the report reads
         storage.atomic_write_text(target, json.dumps(storage.to_jsonable(sidecar), indent=1,

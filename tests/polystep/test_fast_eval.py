@@ -204,11 +204,16 @@ def test_random_subspace_multi_layer_block_is_declined_but_exact() -> None:
     assert "spans" in next(iter(fast.declined.values()))
 
 
+@pytest.mark.parametrize("layer", ["linear", "layernorm"])
 @pytest.mark.parametrize("subspace", ["random", "hybrid", "identity"])
-def test_single_linear_layer_takes_the_fast_path_for_every_subspace(subspace) -> None:
-    """A random block whose targets (weight and bias) are in one layer is linear: fast path."""
+def test_single_layer_takes_the_fast_path_for_every_subspace(layer, subspace) -> None:
+    """A random block whose targets (weight and bias) are in one layer is linear in its
+    coordinates: fast path, with dense basis rows for 1-D tensors too."""
     torch.manual_seed(0)
-    model = nn.Linear(7, 4).double()
+    model = (nn.Linear(7, 4) if layer == "linear" else nn.Sequential(nn.LayerNorm(7), nn.Tanh())).double()
+    if layer == "layernorm":
+        with torch.no_grad():
+            model[0].weight.add_(0.3 * torch.randn(7, dtype=torch.float64))
     g = torch.Generator().manual_seed(1)
     x = torch.randn(11, 7, generator=g, dtype=torch.float64)
     y = torch.randint(0, 4, (11,), generator=g)
@@ -235,6 +240,41 @@ def test_unsupported_model_falls_back_everywhere() -> None:
     torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
                                rtol=1e-12, atol=1e-12)
     assert fast.stats["fast_calls"] == 0 and fast.stats["declined_calls"] > 0
+
+
+class _SignLinear(nn.Linear):  # a subclass that overrides forward: not affine in its weight
+    def forward(self, x):
+        return TF.linear(x, torch.sign(self.weight) * self.weight.abs().mean(), self.bias)
+
+
+class _Residual(nn.Sequential):  # a Sequential subclass with its own forward
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def _hooked():
+    model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 3))
+    model[1].register_forward_hook(lambda mod, inp, out: out * 2.0)
+    return model
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda: nn.Sequential(_SignLinear(6, 6), nn.ReLU(), nn.Linear(6, 3)), "_SignLinear"),
+    (lambda: nn.Sequential(_Residual(nn.Linear(6, 6), nn.Tanh()), nn.Linear(6, 3)), "_Residual"),
+    (_hooked, "hooks")])
+def test_look_alike_layers_are_not_taken_for_supported(make, reason) -> None:
+    torch.manual_seed(0)
+    model = make().double()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (5,), generator=g)
+    opt = _opt(model, "hybrid", torch.float64)
+    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
+    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
+    X, probes = _random_probes(opt)
+    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
+                               rtol=1e-12, atol=1e-12)
+    assert fast.stats["fast_calls"] == 0 and reason in fast.unsupported
 
 
 def test_batch_mixing_layers_are_not_taken_for_row_wise() -> None:

@@ -1,0 +1,277 @@
+r"""Ghosts of softmax, Fig 9: the temperature fingerprint of the radius, rho_T = pi T / Delta_a.
+
+Protocol (the released ``tempfingerprint`` experiment, digest section 4.6):
+
+* Data: scikit-learn digits as the released code loads them, pixels/16, stratified train/test
+  split (test 0.2, split seed ``Config.split_seed`` for every seed; the digest does not give the
+  code's split) via :func:`~repro.experiments._ghosts_common.digits_pixels_split`; everything below
+  is on the training split.
+* For each seed and temperature T in {0.25, 0.5, 1, 2, 4, 8} (the plotted and released set; the
+  caption's 16 and 64 are not in the plot or the code): train the MLP 64-128-128-10 GELU
+  (:mod:`repro.tasks.zoo` ``"mlp"``) with Adam lr 0.01 on mini-batches of 256 (epoch-wise
+  reshuffled rather than an independent draw per step), 120 steps, loss ``CE(z/T)``.
+* Direction: descent ``v = -grad L_T / ||grad L_T||`` on the training split.
+* ``Delta_a``: spread of the directional derivative of the **raw** (untempered) logits by finite
+  differences (central, :func:`theory.radius_models.directional_logit_derivatives_fd` with its
+  default step ``h = eps^(1/3)``; the released code uses a forward difference with 1e-4); the JVP
+  value is stored as a check.  ``rho_T = pi T / Delta_a``.
+* Sweep ``tau = geomspace(1e-4, max(4 rho_T, 2), n_tau)`` (the released grid), record the tempered
+  loss ratio ``L_T(theta + tau v)/L_T(theta)`` and the flip fraction; ``r_T = tau Delta_a/(pi T)``.
+* Bands: median and IQR over seeds after log-interpolation onto common grids (raw tau: the common
+  range of all runs; r_T: ``geomspace(1e-3, 10)``), as in the released plot.
+
+"Collapse std" (0.992 raw -> 0.164 normalized, "6x") is defined neither in the paper nor in the
+code (digest section 4.6, section 5 item 10).  The onset of a run is its first step size with loss
+ratio >= ``FAILURE_LOSS_RATIO`` = 2 (the shared failure threshold and the code's summary
+threshold), in tau and in r_T units; per temperature the median over seeds is taken.  Across the
+six temperatures we report (population std, ``ddof = 0``): std of the onset in tau units and in
+r_T units (the paper's two numbers are presumably of this kind; the units differ, so their ratio
+is not unit-free), std of log10(onset) and the coefficient of variation std/mean (both unit-free),
+and the raw/normalized ratio of each.  Verdict rules (constants below, fixed before the runs):
+the raw claim holds qualitatively when the raw onsets spread by at least ``RAW_SPREAD_LOG10`` in
+log10 std; the normalized claim when normalization shrinks both unit-free spreads by at least
+``COLLAPSE_FACTOR``; the alignment claim when every temperature's r_T onset lies in
+``ALIGN_WINDOW`` and max/min of the onsets is at most ``ALIGN_FACTOR``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from repro.claims import load_claims
+from repro.context import RunContext
+from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, digits_pixels_split, first_crossing,
+                                              gradient_direction, median_iqr, one_step_sweep, train_classifier)
+
+ID = "ghosts_fig9"
+TITLE = "Ghosts of softmax, Fig 9: one-step loss ratio vs raw tau and vs r_T = tau Delta_a/(pi T) across temperatures"
+CLAIMS = tuple(c.id for c in load_claims().values() if c.experiment == ID)
+VERSION = 1
+
+PAPER_STD_RAW, PAPER_STD_NORM = 0.992, 0.164
+#: verdict rules (fixed before the runs)
+RAW_SPREAD_LOG10 = 0.3      # raw onsets differ by a factor ~2 (1 std) or more across temperatures
+COLLAPSE_FACTOR = 3.0       # normalization shrinks the unit-free spreads at least 3x (paper: ~6x)
+ALIGN_WINDOW = (1.0, 4.0)   # "rise just above r_T ~ 1"
+ALIGN_FACTOR = 2.0          # onsets within a factor 2 of each other
+
+
+@dataclass(frozen=True)
+class Config:
+    temperatures: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    steps: int = 120
+    lr: float = 0.01
+    batch_size: int = 256
+    split_seed: int = 0
+    test_fraction: float = 0.2
+    n_tau: int = 80
+    tau_min: float = 1e-4
+
+
+CONFIGS = {
+    "ci": Config(seeds=(0,), steps=40, n_tau=30),
+    "cpu": Config(),
+    "paper": Config(),
+}
+
+
+def _unit(T: float, seed: int, cfg: Config, ctx: RunContext) -> dict:
+    from repro.tasks.zoo import build
+    from theory.radius_models import directional_logit_derivatives, directional_logit_derivatives_fd
+
+    data = digits_pixels_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction)
+    dev = ctx.device
+    x, y = data.x_train.to(dev), data.y_train.to(dev)
+    model = build("mlp", ctx.torch_generator("init", seed, device="cpu"), device=dev)
+    hist = train_classifier(model, x, y, steps=cfg.steps, lr=cfg.lr, optimizer="adam", batch_size=cfg.batch_size,
+                            generator=ctx.torch_generator("batches", seed, T, device="cpu"), temperature=T)
+    v = gradient_direction(model, x, y, sign=-1, temperature=T)
+    a_fd = directional_logit_derivatives_fd(model, x, v)
+    a_jvp = directional_logit_derivatives(model, x, v)
+    delta_fd = float((a_fd.amax(-1) - a_fd.amin(-1)).max())
+    delta_jvp = float((a_jvp.amax(-1) - a_jvp.amin(-1)).max())
+    rho_t = math.pi * T / delta_fd
+    taus = np.geomspace(cfg.tau_min, max(4 * rho_t, 2.0), cfg.n_tau)
+    sweep = one_step_sweep(model, v, taus, x, y, temperature=T)
+    ctx.count_evals(cfg.steps + len(taus))
+    r_t = taus * delta_fd / (math.pi * T)
+    onset_tau = first_crossing(taus, sweep["loss_ratio"], FAILURE_LOSS_RATIO)
+    return {"T": T, "seed": seed, "tau": taus, "r_T": r_t, "loss_ratio": sweep["loss_ratio"],
+            "flip_fraction": sweep["flip_fraction"], "loss0": sweep["loss0"], "acc0": sweep["acc0"],
+            "delta_a": delta_fd, "delta_a_jvp": delta_jvp, "rho_T": rho_t,
+            "final_batch_loss": float(hist["loss"][-1]),
+            "onset_tau": onset_tau, "onset_r": onset_tau * delta_fd / (math.pi * T)}
+
+
+def run(cfg: Config, ctx: RunContext) -> dict:
+    temps = {}
+    for T in cfg.temperatures:
+        units = [ctx.checkpoint(f"T{T:g}-seed{s}", lambda T=T, s=s: _unit(T, s, cfg, ctx))
+                 for s in ctx.bar(cfg.seeds, desc=f"T={T:g}")]
+        temps[f"{T:g}"] = units
+    return {"temperatures": list(cfg.temperatures), "seeds": list(cfg.seeds), "runs": temps}
+
+
+# ----------------------------------------------------------------------------------------------
+
+def _interp_curves(units: list[dict], xkey: str, grid: np.ndarray, ykey: str = "loss_ratio") -> np.ndarray:
+    """Each run's curve log-log-interpolated onto ``grid`` (NaN outside its range)."""
+    out = np.full((len(units), len(grid)), np.nan)
+    for i, u in enumerate(units):
+        xs, ys = np.log(np.asarray(u[xkey])), np.asarray(u[ykey], dtype=float)
+        lg = np.log(grid)
+        inside = (lg >= xs[0]) & (lg <= xs[-1])
+        with np.errstate(divide="ignore"):
+            ly = np.log(np.clip(ys, 1e-300, None))
+        out[i, inside] = np.exp(np.interp(lg[inside], xs, ly))
+    return out
+
+
+def common_tau_grid(results: dict, n: int = 100) -> np.ndarray:
+    lo = max(u["tau"][0] for units in results["runs"].values() for u in units)
+    hi = min(u["tau"][-1] for units in results["runs"].values() for u in units)
+    return np.geomspace(lo, hi, n)
+
+
+R_GRID = np.geomspace(1e-3, 10.0, 200)
+
+
+def spread_metrics(onsets: np.ndarray) -> dict:
+    """Spread across temperatures of the per-temperature onsets (population std)."""
+    o = np.asarray(onsets, dtype=float)
+    o = o[np.isfinite(o)]
+    if len(o) < 2:
+        return {"std": float("nan"), "std_log10": float("nan"), "cv": float("nan"), "n": len(o)}
+    return {"std": float(o.std()), "std_log10": float(np.log10(o).std()), "cv": float(o.std() / o.mean()),
+            "mean": float(o.mean()), "max_over_min": float(o.max() / o.min()), "n": len(o)}
+
+
+def summarize(results: dict) -> dict:
+    per_t = {}
+    for key, units in results["runs"].items():
+        per_t[key] = {
+            "onset_tau": float(np.nanmedian([u["onset_tau"] for u in units])),
+            "onset_r": float(np.nanmedian([u["onset_r"] for u in units])),
+            "delta_a": float(np.median([u["delta_a"] for u in units])),
+            "delta_a_jvp": float(np.median([u["delta_a_jvp"] for u in units])),
+            "rho_T": float(np.median([u["rho_T"] for u in units])),
+            "acc0": float(np.median([u["acc0"] for u in units])),
+            "loss0": float(np.median([u["loss0"] for u in units])),
+            "min_ratio": float(np.median([np.nanmin(u["loss_ratio"]) for u in units])),
+            "fd_jvp_rel": float(np.max([abs(u["delta_a"] - u["delta_a_jvp"]) / u["delta_a_jvp"] for u in units])),
+        }
+    raw = spread_metrics([v["onset_tau"] for v in per_t.values()])
+    norm = spread_metrics([v["onset_r"] for v in per_t.values()])
+    ratios = {k: raw[k] / norm[k] if norm.get(k) else float("nan") for k in ("std", "std_log10", "cv")}
+    return {"per_T": per_t, "raw": raw, "normalized": norm, "raw_over_normalized": ratios}
+
+
+def measure(results: dict) -> dict:
+    s = summarize(results)
+    raw, norm, ratio = s["raw"], s["normalized"], s["raw_over_normalized"]
+    n_seeds = len(results["seeds"])
+    note = (f"onset = first tau with loss ratio >= {FAILURE_LOSS_RATIO:g}, median over {n_seeds} seed(s) per T, "
+            f"spread across T in {list(s['per_T'])} (population std); the paper's 'collapse std' is undefined")
+    metrics = (f"raw tau: std {raw['std']:.3g}, std log10 {raw['std_log10']:.3g}, CV {raw['cv']:.3g}; "
+               f"r_T: std {norm['std']:.3g}, std log10 {norm['std_log10']:.3g}, CV {norm['cv']:.3g}; "
+               f"raw/normalized: std {ratio['std']:.3g}x, std log10 {ratio['std_log10']:.3g}x, CV {ratio['cv']:.3g}x "
+               f"(paper 0.992/0.164 = 6.05x)")
+    out = {}
+    out["ghosts.fig9_collapse_std_raw"] = {
+        "value": raw["std"],
+        "verdict": "reproduced qualitatively" if raw["std_log10"] >= RAW_SPREAD_LOG10 else "not reproduced",
+        "detail": f"{metrics}; qualitative test: std log10(raw onset) >= {RAW_SPREAD_LOG10:g}; {note}"}
+    collapse = (ratio["std_log10"] >= COLLAPSE_FACTOR and ratio["cv"] >= COLLAPSE_FACTOR)
+    out["ghosts.fig9_collapse_std_normalized"] = {
+        "value": norm["std"],
+        "verdict": "reproduced qualitatively" if collapse else "not reproduced",
+        "detail": f"{metrics}; qualitative test: both unit-free spreads (std log10, CV) shrink >= "
+                  f"{COLLAPSE_FACTOR:g}x; {note}"}
+    onsets = {k: v["onset_r"] for k, v in s["per_T"].items()}
+    finite = [o for o in onsets.values() if np.isfinite(o)]
+    aligned = (len(finite) == len(onsets) and all(ALIGN_WINDOW[0] <= o <= ALIGN_WINDOW[1] for o in finite)
+               and max(finite) / min(finite) <= ALIGN_FACTOR)
+    out["ghosts.fig9_curves_align_at_r1"] = {
+        "value": ", ".join(f"T={k}: {v:.3g}" for k, v in onsets.items()),
+        "verdict": "reproduced qualitatively" if aligned else "not reproduced",
+        "detail": f"r_T at loss ratio {FAILURE_LOSS_RATIO:g} per temperature (median over seeds); test: all in "
+                  f"{ALIGN_WINDOW} and max/min <= {ALIGN_FACTOR:g} (measured max/min "
+                  f"{(max(finite) / min(finite)) if finite else float('nan'):.3g}); minimum loss ratio before the "
+                  "rise (descent dip): " + ", ".join(f"T={k}: {v['min_ratio']:.2f}" for k, v in s["per_T"].items())}
+    return out
+
+
+def table(results: dict) -> str:
+    s = summarize(results)
+    lines = ["| T | train acc | L_T(theta) | Delta_a (FD) | FD vs JVP | rho_T | onset tau | onset r_T | min ratio |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for k, v in s["per_T"].items():
+        lines.append(f"| {k} | {100 * v['acc0']:.1f}% | {v['loss0']:.3g} | {v['delta_a']:.3g} | {v['fd_jvp_rel']:.1e} "
+                     f"| {v['rho_T']:.3g} | {v['onset_tau']:.3g} | {v['onset_r']:.3g} | {v['min_ratio']:.2f} |")
+    lines += ["", "| spread across T | std | std log10 | CV | max/min |", "|---|---|---|---|---|"]
+    for name, m in (("raw tau", s["raw"]), ("r_T", s["normalized"])):
+        lines.append(f"| {name} | {m['std']:.3g} | {m['std_log10']:.3g} | {m['cv']:.3g} | {m.get('max_over_min', float('nan')):.3g} |")
+    r = s["raw_over_normalized"]
+    lines.append(f"| raw / r_T | {r['std']:.3g}x | {r['std_log10']:.3g}x | {r['cv']:.3g}x | |")
+    lines.append(f"\nPaper: 'collapse std' 0.992 (raw) -> 0.164 (normalized), 6.05x, metric undefined. Onset = "
+                 f"loss ratio >= {FAILURE_LOSS_RATIO:g}; medians over {len(results['seeds'])} seed(s).")
+    return "\n".join(lines)
+
+
+def plot(results: dict):
+    import matplotlib.pyplot as plt
+
+    s = summarize(results)
+    keys = list(results["runs"])
+    cmap = plt.get_cmap("viridis")
+    colors = {k: cmap(i / max(1, len(keys) - 1)) for i, k in enumerate(keys)}
+    tau_grid = common_tau_grid(results)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 1, 0.7]})
+    for k in keys:
+        units = results["runs"][k]
+        for ax, xkey, grid in ((axes[0], "tau", tau_grid), (axes[1], "r_T", R_GRID)):
+            curves = _interp_curves(units, xkey, grid)
+            med, q25, q75 = median_iqr(curves)
+            ax.plot(grid, med, color=colors[k], label=f"T = {k}")
+            ax.fill_between(grid, q25, q75, color=colors[k], alpha=0.2, lw=0)
+    for ax in axes[:2]:
+        ax.set(xscale="log", yscale="log", ylim=(0.3, 1e3))
+        ax.axhline(FAILURE_LOSS_RATIO, color="0.5", ls=":", lw=1)
+        ax.axhline(1.0, color="0.7", lw=0.8)
+    axes[0].set(xlabel=r"raw step size $\tau$ (parameter-space distance)",
+                ylabel=r"loss ratio $L_T(\theta+\tau v)/L_T(\theta)$", title=r"(A) vs raw $\tau$")
+    axes[1].axvline(1.0, color="0.3", ls="--", lw=1)
+    axes[1].set(xlabel=r"$r_T = \tau\,\Delta_a/(\pi T)$", title=r"(B) vs normalized $r_T$")
+    axes[0].legend(fontsize=8, loc="upper left")
+    temps = np.asarray(results["temperatures"], dtype=float)
+    on_tau = np.array([s["per_T"][k]["onset_tau"] for k in keys])
+    on_r = np.array([s["per_T"][k]["onset_r"] for k in keys])
+    axes[2].plot(temps, on_tau / np.nanmedian(on_tau), "o-", color="#D55E00",
+                 label=f"raw τ (std log10 {s['raw']['std_log10']:.2f})")
+    axes[2].plot(temps, on_r / np.nanmedian(on_r), "s-", color="#0072B2",
+                 label=f"r_T (std log10 {s['normalized']['std_log10']:.2f})")
+    axes[2].set_xscale("log", base=2)
+    axes[2].set_xticks(temps, [f"{t:g}" for t in temps])
+    axes[2].minorticks_off()
+    rel = np.concatenate([on_tau / np.nanmedian(on_tau), on_r / np.nanmedian(on_r)])
+    rel = rel[np.isfinite(rel)]
+    lo, hi = (min(0.25, rel.min() / 1.3), max(4.0, rel.max() * 1.3)) if len(rel) else (0.25, 4.0)
+    axes[2].set(yscale="log", ylim=(lo, hi), xlabel="temperature T", ylabel="onset / median onset across T",
+                title=f"(C) loss-ratio-{FAILURE_LOSS_RATIO:g} onset")
+    axes[2].axhline(1.0, color="0.7", lw=0.8)
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"Temperature fingerprint: MLP trained with CE(z/T), one descent step, digits; median + IQR over "
+                 f"{len(results['seeds'])} seed(s)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def summary_lines(results: dict) -> list[str]:
+    s = summarize(results)
+    return [f"  onset spread across T: raw std {s['raw']['std']:.3g} (log10 {s['raw']['std_log10']:.3g}), "
+            f"r_T std {s['normalized']['std']:.3g} (log10 {s['normalized']['std_log10']:.3g})"]

@@ -1,0 +1,497 @@
+r"""Ghosts of softmax, Figure 10 and Table 1: one LR spike, three architectures, four methods.
+
+Protocol (digest section 4.5, the authors' ``experiments/archgrid``)
+-------------------------------------------------------------------
+* Data: scikit-learn digits in file order, pixels / 16 (the authors' preprocessing), test = the
+  first 20% of the rows (359), train = the other 1438; **full-batch** training on the whole train
+  split at every step, 200 steps.  The split is fixed; a seed changes only the initialisation.
+* Architectures (:mod:`repro.tasks.zoo`): ``mlp_ln`` and ``cnn_bn`` are the authors' MLP+LN and
+  CNN+BN.  ``transformer`` is the zoo's real TinyTransformer (8 row tokens + CLS, 2 pre-LN blocks,
+  4 heads).  **The authors' archgrid "Transformer" embeds the 64 pixels as a single token
+  (sequence length 1), so its attention softmax is identically 1 and attention is a no-op**
+  (digest section 5 item 13); its numbers in Table 1 are those of a pre-LN MLP.  Our transformer
+  rows are therefore compared with the paper's only qualitatively.
+* Optimizer: ``torch.optim.Adam`` (beta = (0.9, 0.999), eps = 1e-8), base LR 0.015.
+* Spike: the LR is multiplied by ``spike`` in {10, 100, 1000, 10000} **for step 50 only** (a
+  single-step spike, as in archgrid; Fig 6 holds its spike instead).
+* Methods:
+  - ``plain``: Adam;
+  - ``clip``: ``clip_grad_norm_(max_norm=1)`` then Adam (a weak baseline: Adam's step is nearly
+    invariant to the gradient's scale, digest section 5 item 13);
+  - ``ctrl_grad``: the authors' released controller, :class:`~theory.radius_controller.RadiusController`
+    mode ``"gradient_direction"``: ``rho_a`` by JVP along ``g/||g||`` on the train split (eval mode),
+    ``tau_raw = lr ||g||``, Adam's LR multiplied by ``min(1, rho_a/tau_raw)`` for the step.  It does
+    **not** bound Adam's realized step (Adam's step is not ``lr g``).  **The paper's Table 1 numbers
+    come from this controller**, so the claims ``table1_*_ctrl`` are compared with it;
+  - ``ctrl_exact``: the exact controller of Proposition 5.2 (Section 5.3), mode ``"actual_step"``:
+    ``rho_a`` along Adam's actual step, realized step ``min(||p||, rho_a)``, so ``r <= 1`` always.
+    The authors ran it only in a notebook (Transformer and MLP+LN, 10000x); it is reported beside.
+* Logged at every step ``t`` (before its update): the full-batch training loss (train mode) and the
+  test accuracy (eval mode); for the update: realized step length ``tau``, the controller's
+  ``rho_a`` and scale.  At the spike step ``rho_a`` is also computed along *every* method's
+  realized step, giving the realized ``r = tau/rho_a`` of the spiked update.
+* Final test accuracy: after step 199.  **Divergent**: final loss (full-batch training loss at the
+  last step) ``> DIVERGED_LOSS`` = 10, the Table 1 caption's definition, applied explicitly and
+  reported per cell (the paper states it but its table does not use it).  A non-finite loss stops
+  a run (NaN padding), which then counts as divergent and is scored at chance (10%).
+* Failure/recovery (shared ghosts thresholds, :mod:`repro.experiments._ghosts_common`): a run
+  "survives" a spike when its final test accuracy retains ``>= FAILURE_ACC_RETAINED`` = 90% of its
+  pre-spike accuracy (test accuracy just before step 50); median over seeds of the per-seed ratio.
+* Seeds: 5 at paper scale (the paper's count), median and IQR over seeds.
+
+Scales: ``paper`` is the full grid (3 architectures x 4 spikes x 4 methods x 5 seeds; about two
+hours on one CPU core: the transformer and the CNN+BN cost 0.15-0.2 s per full-batch step plus a
+0.2-0.3 s JVP per controller step).  ``cpu`` is the full grid for MLP+LN only (3 seeds, ~2 min), the
+only architecture that fits the few-minute budget; the Transformer and CNN+BN claims are "not run
+at this scale" there.  ``ci`` is MLP+LN, spike 1000x at step 20 of 40, one seed.  The steps before
+the spike are shared by the four spike values of a (architecture, method, seed) (computed once
+and deep-copied; each (architecture, spike, method, seed) cell is a checkpoint).
+
+Paper's numbers (Table 1, median final test accuracy at 10000x, plain / clip / controller):
+Transformer 31.8 / 38.7 / 95.3 %, MLP+LN 44.6 / 51.5 / 93.9 %, CNN+BN 13.4 / 10.3 / 71.6 %.
+Fig 10: plain Transformer recovers from 10x but not 1000x; MLP+LN tolerates 100x and collapses
+at 10000x; CNN+BN is damaged even at 10x; clipping helps only partially; the controller survives all.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+
+from repro.claims import load_claims
+from repro.context import RunContext
+from repro.experiments._ghosts_common import DIVERGED_LOSS, FAILURE_ACC_RETAINED
+
+ID = "ghosts_table1_fig10"
+TITLE = "Ghosts of softmax, Fig. 10 / Table 1: a single LR spike across architectures"
+CLAIMS = tuple(c.id for c in load_claims().values() if c.experiment == ID)
+VERSION = 1
+
+ARCHS = ("transformer", "mlp_ln", "cnn_bn")
+METHODS = ("plain", "clip", "ctrl_grad", "ctrl_exact")
+PRETTY_ARCH = {"transformer": "Transformer", "mlp_ln": "MLP+LN", "cnn_bn": "CNN+BN"}
+LABELS = {"plain": "plain Adam", "clip": "Adam + grad-norm clip at 1",
+          "ctrl_grad": "rho_a controller, gradient direction (paper's)",
+          "ctrl_exact": "rho_a controller, actual step (exact, Prop. 5.2)"}
+TEX_LABELS = {"plain": "plain Adam", "clip": r"Adam + clip $\|g\| \leq 1$",
+              "ctrl_grad": r"$\rho_a$ ctrl, gradient dir. (paper's)",
+              "ctrl_exact": r"$\rho_a$ ctrl, actual step (exact)"}
+COLORS = {"plain": "#D55E00", "clip": "#009E73", "ctrl_grad": "#E69F00", "ctrl_exact": "#0072B2"}
+CHANCE = 0.10
+CLAIM_KEY = {"transformer": "transformer", "mlp_ln": "mlpln", "cnn_bn": "cnnbn"}
+CLAIM_METHOD = {"plain": "plain", "clip": "clip", "ctrl": "ctrl_grad"}
+
+#: Table 1 of the paper: median final test accuracy (%) at the 10000x spike
+PAPER_TABLE1 = {"transformer": {"plain": 31.8, "clip": 38.7, "ctrl_grad": 95.3},
+                "mlp_ln": {"plain": 44.6, "clip": 51.5, "ctrl_grad": 93.9},
+                "cnn_bn": {"plain": 13.4, "clip": 10.3, "ctrl_grad": 71.6}}
+PAPER_TOL = {"plain": 10.0, "clip": 10.0, "ctrl_grad": {"transformer": 2.0, "mlp_ln": 2.0, "cnn_bn": 5.0}}
+
+
+@dataclass(frozen=True)
+class Config:
+    archs: tuple[str, ...] = ARCHS
+    spikes: tuple[float, ...] = (10.0, 100.0, 1000.0, 10000.0)
+    methods: tuple[str, ...] = METHODS
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    steps: int = 200
+    spike_step: int = 50
+    lr: float = 0.015
+    clip_norm: float = 1.0
+    r_target: float = 1.0
+    test_rows: int = 359      # the first 20% of digits' 1797 rows
+
+
+CONFIGS = {
+    "ci": Config(archs=("mlp_ln",), spikes=(1000.0,), seeds=(0,), steps=40, spike_step=20),
+    "cpu": Config(archs=("mlp_ln",), seeds=(0, 1, 2)),
+    "paper": Config(),
+}
+
+
+def _data(cfg: Config, device):
+    """Digits in file order, pixels / 16: test = first ``test_rows`` rows, train = the rest."""
+    from repro.tasks.digits import _raw_digits
+
+    x, y = _raw_digits()
+    x = torch.tensor(np.array(x, dtype=np.float32), device=device)
+    y = torch.tensor(np.array(y), device=device)
+    n = cfg.test_rows
+    return x[n:], y[n:], x[:n], y[:n]
+
+
+@torch.no_grad()
+def _evaluate(model, x, y) -> float:
+    was = model.training
+    model.eval()
+    acc = float((model(x).argmax(1) == y).float().mean())
+    model.train(was)
+    return acc
+
+
+class _Run:
+    """One training run's live state (model, Adam, optional controller) and its logs."""
+
+    def __init__(self, arch: str, method: str, seed: int, cfg: Config, ctx: RunContext, data):
+        from repro.tasks.zoo import build
+        from theory.radius_controller import RadiusController
+
+        self.cfg, self.method = cfg, method
+        self.x_tr, self.y_tr, self.x_te, self.y_te = data
+        self.model = build(arch, ctx.torch_generator("init", arch, seed, device="cpu"), device=ctx.device)
+        self.model.train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+        mode = {"ctrl_grad": "gradient_direction", "ctrl_exact": "actual_step"}.get(method)
+        self.ctrl = (RadiusController(self.opt, self.model, cfg.r_target, mode=mode, rho_inputs=self.x_tr)
+                     if mode else None)
+        n = cfg.steps
+        self.log = {k: np.full(n, np.nan) for k in ("train_loss", "test_acc", "tau", "rho_a", "scale")}
+        self.spike_rho_step = math.nan  # rho_a along the realized spiked step
+        self.t = 0
+        self.stopped = -1
+
+    def clone(self) -> "_Run":
+        return copy.deepcopy(self)  # model, optimizer and controller share one memo: stays consistent
+
+    def advance(self, until: int, spike: float) -> None:
+        from theory.radius_models import model_rho_a
+
+        cfg, model, opt = self.cfg, self.model, self.opt
+        params = list(model.parameters())
+        names = [k for k, _ in model.named_parameters()]
+        while self.t < until and self.stopped < 0:
+            t = self.t
+            lr = cfg.lr * (spike if t == cfg.spike_step else 1.0)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            self.log["test_acc"][t] = _evaluate(model, self.x_te, self.y_te)
+            opt.zero_grad()
+            loss = Fn.cross_entropy(model(self.x_tr), self.y_tr)
+            self.log["train_loss"][t] = float(loss.detach())
+            if not math.isfinite(self.log["train_loss"][t]):
+                self.stopped = t
+                break
+            loss.backward()
+            old = [p.detach().clone() for p in params]
+            try:
+                if self.method == "clip":
+                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+                if self.ctrl is not None:
+                    self.ctrl.step()
+                    h = self.ctrl.history[-1]
+                    self.log["rho_a"][t], self.log["scale"][t] = h["rho_a"], h["scale"]
+                else:
+                    opt.step()
+            except FloatingPointError:
+                self.stopped = t
+                break
+            with torch.no_grad():
+                disp = [p.detach() - o for p, o in zip(params, old)]
+                tau = math.sqrt(sum(float((d.double() ** 2).sum()) for d in disp))
+            if not math.isfinite(tau):
+                self.stopped = t
+                break
+            self.log["tau"][t] = tau
+            if t == cfg.spike_step and tau > 0:
+                self.spike_rho_step = model_rho_a(model, self.x_tr, {k: d / tau for k, d in zip(names, disp)},
+                                                  params=dict(zip(names, old)))
+            self.t += 1
+
+    def result(self) -> dict:
+        cfg = self.cfg
+        if self.stopped < 0:
+            final_acc = _evaluate(self.model, self.x_te, self.y_te)
+            final_loss = float(self.log["train_loss"][cfg.steps - 1])
+        else:
+            final_acc, final_loss = CHANCE, math.inf
+        s = cfg.spike_step
+        return {**self.log, "final_test_acc": final_acc, "final_loss": final_loss,
+                "divergent": bool(not math.isfinite(final_loss) or final_loss > DIVERGED_LOSS),
+                "pre_acc": float(self.log["test_acc"][s]), "stopped_at": self.stopped,
+                "spike_tau": float(self.log["tau"][s]), "spike_rho_step": self.spike_rho_step,
+                "spike_r": float(self.log["tau"][s] / self.spike_rho_step)}
+
+
+def run(cfg: Config, ctx: RunContext) -> dict:
+    data = _data(cfg, ctx.device)
+    per_cell: dict = {}
+    for arch in cfg.archs:
+        for method in cfg.methods:
+            for seed in cfg.seeds:
+                prefix: list = []  # the steps before the spike, shared by the spike values
+
+                def cell(spike, arch=arch, method=method, seed=seed, prefix=prefix):
+                    if not prefix:
+                        pre = _Run(arch, method, seed, cfg, ctx, data)
+                        pre.advance(cfg.spike_step, 1.0)
+                        prefix.append(pre)
+                    r = prefix[0].clone()
+                    r.advance(cfg.steps, spike)
+                    ctx.count_evals(cfg.steps)
+                    return r.result()
+
+                for spike in cfg.spikes:
+                    per_cell.setdefault((arch, spike, method), []).append(
+                        ctx.checkpoint(f"{arch}-x{spike:g}-{method}-seed{seed}", lambda s=spike: cell(s)))
+    cells = {f"{a}|{s:g}|{m}": {k: np.stack([np.asarray(r[k], dtype=float) for r in runs]) for k in runs[0]}
+             for (a, s, m), runs in per_cell.items()}
+    return {"cells": cells, "archs": list(cfg.archs), "spikes": [float(s) for s in cfg.spikes],
+            "methods": list(cfg.methods), "seeds": list(cfg.seeds), "steps": cfg.steps,
+            "spike_step": cfg.spike_step, "lr": cfg.lr,
+            "full_protocol": cfg.steps == 200 and cfg.spike_step == 50 and len(cfg.seeds) >= 3}
+
+
+# ---------------------------------------------------------------------------------------------
+# summaries
+# ---------------------------------------------------------------------------------------------
+
+def cell_stats(results: dict, arch: str, spike: float, method: str) -> dict | None:
+    c = results["cells"].get(f"{arch}|{spike:g}|{method}")
+    if c is None:
+        return None
+    final = c["final_test_acc"]
+    retained = final / c["pre_acc"]
+    return {"final_acc": float(np.median(final)), "iqr": [float(q) for q in np.percentile(final, [25, 75])],
+            "pre_acc": float(np.median(c["pre_acc"])), "retained": float(np.median(retained)),
+            "survives": bool(np.median(retained) >= FAILURE_ACC_RETAINED),
+            "n_divergent": int(np.sum(c["divergent"])), "n": int(len(final)),
+            "final_loss": float(np.median(c["final_loss"])),
+            "spike_r": float(np.median(c["spike_r"]))}
+
+
+def _fmt_cell(s: dict) -> str:
+    return (f"{100 * s['final_acc']:.1f} ({100 * s['iqr'][0]:.1f}-{100 * s['iqr'][1]:.1f}); "
+            f"div {s['n_divergent']}/{s['n']}")
+
+
+def measure(results: dict) -> dict:
+    out: dict = {}
+    full = results["full_protocol"]
+    archs = results["archs"]
+    at10k = 10000.0 in results["spikes"]
+    n_seeds = len(results["seeds"])
+    not_run = {"verdict": "not run at this scale", "value": None}
+
+    # ---- Table 1 ------------------------------------------------------------------------------
+    for arch in ARCHS:
+        for short, method in CLAIM_METHOD.items():
+            cid = f"ghosts.table1_{CLAIM_KEY[arch]}_{short}"
+            s = cell_stats(results, arch, 10000.0, method) if at10k else None
+            if s is None or not full:
+                why = (f"{PRETTY_ARCH[arch]} is run at paper scale only (`--scale paper`)"
+                       if arch not in archs else "reduced run (ci): the 10000x, 200-step protocol is not run")
+                out[cid] = {**not_run, "detail": why}
+                continue
+            value = 100 * s["final_acc"]
+            detail = (f"median final test acc over {s['n']} seeds {value:.1f}% (IQR "
+                      f"{100 * s['iqr'][0]:.1f}-{100 * s['iqr'][1]:.1f}), divergent (final loss > "
+                      f"{DIVERGED_LOSS:g}) {s['n_divergent']}/{s['n']}, r of the spiked step {s['spike_r']:.3g}")
+            if method == "ctrl_grad":
+                e = cell_stats(results, arch, 10000.0, "ctrl_exact")
+                if e is not None:
+                    detail += (f"; exact actual-step controller: {100 * e['final_acc']:.1f}% "
+                               f"(div {e['n_divergent']}/{e['n']})")
+            if n_seeds < 5:
+                detail += f"; {n_seeds} seeds (paper: 5)"
+            if arch == "transformer":  # a different model from the authors' sequence-length-1 one
+                pv = PAPER_TABLE1[arch][method]
+                tol = PAPER_TOL[method] if method != "ctrl_grad" else PAPER_TOL[method][arch]
+                ok = abs(value - pv) <= tol
+                out[cid] = {"value": value, "verdict": "reproduced qualitatively" if ok else "not reproduced",
+                            "detail": detail + "; our transformer has 8 tokens and real attention, the "
+                                               "authors' had one token (attention a no-op), so the number "
+                                               "is compared qualitatively"}
+            else:
+                out[cid] = {"value": value, "detail": detail}
+
+    # ---- abstract: survives 10000x where clipping collapses ----------------------------------
+    if not full or not at10k:
+        out["ghosts.abstract_spike_10000x"] = {**not_run, "detail": "needs the 200-step protocol with the 10000x spike"}
+    else:
+        parts, ok_all = [], True
+        for arch in archs:
+            ex = cell_stats(results, arch, 10000.0, "ctrl_exact")
+            gr = cell_stats(results, arch, 10000.0, "ctrl_grad")
+            cl = cell_stats(results, arch, 10000.0, "clip")
+            ok = ex is not None and cl is not None and ex["survives"] and not cl["survives"]
+            ok_all &= ok
+            parts.append(f"{PRETTY_ARCH[arch]}: exact ctrl {100 * ex['final_acc']:.1f}% "
+                         f"(retained {100 * ex['retained']:.0f}%), gradient-dir ctrl {100 * gr['final_acc']:.1f}% "
+                         f"(retained {100 * gr['retained']:.0f}%), clip {100 * cl['final_acc']:.1f}% "
+                         f"(retained {100 * cl['retained']:.0f}%)")
+        complete = set(archs) == set(ARCHS)
+        verdict = ("reproduced" if complete else "reproduced qualitatively") if ok_all else "not reproduced"
+        surv = sum(cell_stats(results, a, 10000.0, "ctrl_exact")["survives"] for a in archs)
+        out["ghosts.abstract_spike_10000x"] = {
+            "value": f"exact controller survives 10000x in {surv}/{len(archs)} architectures",
+            "verdict": verdict,
+            "detail": ("survive = median final test acc >= "
+                       f"{100 * FAILURE_ACC_RETAINED:.0f}% of the pre-spike acc; " + "; ".join(parts)
+                       + ("" if complete else "; Transformer/CNN+BN at paper scale only"))}
+
+    # ---- Fig 10: plain-Adam tolerance pattern -------------------------------------------------
+    if not full or len(results["spikes"]) < 4:
+        out["ghosts.fig10_plain_tolerance"] = {**not_run, "detail": "needs all four spikes at the 200-step protocol"}
+    else:
+        def surv(arch, spike, method="plain"):
+            s = cell_stats(results, arch, spike, method)
+            return None if s is None else s["survives"]
+
+        checks = []
+        if "transformer" in archs:
+            checks.append(("Transformer plain recovers from 10x", surv("transformer", 10.0)))
+            checks.append(("Transformer plain does not recover from 1000x", not surv("transformer", 1000.0)))
+        if "mlp_ln" in archs:
+            checks.append(("MLP+LN plain tolerates 10x and 100x", surv("mlp_ln", 10.0) and surv("mlp_ln", 100.0)))
+            checks.append(("MLP+LN plain collapses at 10000x", not surv("mlp_ln", 10000.0)))
+        if "cnn_bn" in archs:
+            checks.append(("CNN+BN plain damaged at 10x", not surv("cnn_bn", 10.0)))
+        clip_cells = [surv(a, s, "clip") for a in archs for s in results["spikes"]]
+        checks.append(("clipping helps only partially (fails in some cell)", not all(clip_cells)))
+        ctrl_cells = [surv(a, s, "ctrl_grad") for a in archs for s in results["spikes"]]
+        checks.append(("the (paper's) controller survives every spike", all(ctrl_cells)))
+        exact_cells = [surv(a, s, "ctrl_exact") for a in archs for s in results["spikes"]]
+        n_ok = sum(bool(v) for _, v in checks)
+        complete = set(archs) == set(ARCHS)
+        if n_ok == len(checks):
+            verdict = "reproduced" if complete else "reproduced qualitatively"
+        else:
+            verdict = "not reproduced"
+        out["ghosts.fig10_plain_tolerance"] = {
+            "value": f"{n_ok}/{len(checks)} sub-claims hold",
+            "verdict": verdict,
+            "detail": "; ".join(f"{name}: {'yes' if v else 'NO'}" for name, v in checks)
+                      + f"; exact controller survives {sum(exact_cells)}/{len(exact_cells)} cells"
+                      + f" (survive = final acc >= {100 * FAILURE_ACC_RETAINED:.0f}% of pre-spike acc)"
+                      + ("" if complete else "; Transformer and CNN+BN parts run at paper scale only")}
+    # ---- proposed claim: does the controller behind Fig 10 / Table 1 enforce r <= 1? -----------
+    grad_r = [float(np.nanmax(results["cells"][f"{a}|{s:g}|ctrl_grad"]["spike_r"]))
+              for a in archs for s in results["spikes"] if f"{a}|{s:g}|ctrl_grad" in results["cells"]]
+    exact = [results["cells"][f"{a}|{s:g}|ctrl_exact"] for a in archs for s in results["spikes"]
+             if f"{a}|{s:g}|ctrl_exact" in results["cells"]]
+    if grad_r:
+        worst = max(grad_r)
+        exact_max = max((float(np.nanmax(c["tau"] / c["rho_a"])) for c in exact), default=float("nan"))
+        out["ghosts.fig10_controller_enforces_r_le_1"] = {
+            "value": worst, "verdict": "refuted" if worst > 1 + 1e-6 else "reproduced",
+            "detail": (f"largest realized r = tau/rho_a (rho_a along the step actually taken) of the spiked "
+                       f"step under the released gradient-direction controller: {worst:.3g} (it caps lr*||g|| "
+                       f"along g, not Adam's step); the exact actual-step controller's largest r over all "
+                       f"steps: {exact_max:.6f}")}
+    return {k: v for k, v in out.items() if k in CLAIMS}
+
+
+# ---------------------------------------------------------------------------------------------
+# figures and tables
+# ---------------------------------------------------------------------------------------------
+
+def plot(results: dict):
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    archs, spikes, methods = results["archs"], results["spikes"], results["methods"]
+    s0 = results["spike_step"]
+    steps = np.arange(results["steps"])
+    fig, axes = plt.subplots(len(archs), len(spikes), figsize=(3.3 * len(spikes) + 0.6, 2.7 * len(archs) + 0.9),
+                             squeeze=False, sharex=True, sharey=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i, arch in enumerate(archs):
+            for j, spike in enumerate(spikes):
+                ax = axes[i, j]
+                for m in methods:
+                    c = results["cells"][f"{arch}|{spike:g}|{m}"]
+                    acc = 100 * np.column_stack([c["test_acc"], c["final_test_acc"]])
+                    q = np.nanpercentile(acc, [25, 50, 75], axis=0)
+                    x = np.arange(acc.shape[1])
+                    ax.plot(x, q[1], color=COLORS[m], label=TEX_LABELS[m], lw=1.5)
+                    ax.fill_between(x, q[0], q[2], color=COLORS[m], alpha=0.2, lw=0)
+                ax.axvline(s0, color="0.35", ls="--", lw=1)
+                ax.axhline(100 * CHANCE, color="0.5", ls=":", lw=1)
+                ax.set_title(f"{PRETTY_ARCH[arch]}, {spike:g}x spike at step {s0}", fontsize=10)
+                if j == 0:
+                    ax.set_ylabel("test accuracy (%)")
+                if i == len(archs) - 1:
+                    ax.set_xlabel("optimizer step (full batch)")
+        axes[0, 0].set_ylim(0, 100)
+        axes[0, 0].set_xlim(0, len(steps))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(methods), bbox_to_anchor=(0.5, -0.01))
+    n = len(results["seeds"])
+    fig.suptitle(f"Single-step LR spike (Adam, base LR {results['lr']:g}, digits, full batch): test accuracy, "
+                 f"median and IQR over {n} seed{'s' if n > 1 else ''}", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+
+    # the realized normalized step r = tau / rho_a(step direction) of the spiked update
+    fig2, axes2 = plt.subplots(1, len(archs), figsize=(max(4.2 * len(archs), 7.0) + 0.5, 3.9), squeeze=False,
+                               sharey=True)
+    width = 0.8 / len(methods)
+    for i, arch in enumerate(archs):
+        ax = axes2[0, i]
+        for k, m in enumerate(methods):
+            vals = [results["cells"][f"{arch}|{s:g}|{m}"]["spike_r"] for s in spikes]
+            med = [float(np.nanmedian(v)) for v in vals]
+            lo = [float(np.nanpercentile(v, 25)) for v in vals]
+            hi = [float(np.nanpercentile(v, 75)) for v in vals]
+            xs = np.arange(len(spikes)) + (k - (len(methods) - 1) / 2) * width
+            ax.bar(xs, med, width, color=COLORS[m], label=TEX_LABELS[m])
+            ax.errorbar(xs, med, yerr=[np.subtract(med, lo), np.subtract(hi, med)], fmt="none", ecolor="0.2", lw=0.8)
+        ax.axhline(1.0, color="k", ls="--", lw=1, label="r = 1")
+        ax.set(yscale="log", xticks=np.arange(len(spikes)), xticklabels=[f"{s:g}x" for s in spikes],
+               xlabel="LR spike multiplier", title=PRETTY_ARCH[arch])
+        if i == 0:
+            ax.set_ylabel(r"$r = \tau/\rho_a$ of the spiked step")
+    axes2[0, 0].legend(fontsize=7.5, loc="upper left")
+    fig2.suptitle("Realized normalized step of the spiked update\n"
+                  r"($\rho_a$ by JVP along the step actually taken, train split; median and IQR over seeds)",
+                  fontsize=10)
+    fig2.tight_layout()
+    return {"": fig, "spike_r": fig2}
+
+
+def table(results: dict) -> str:
+    archs, spikes, methods = results["archs"], results["spikes"], results["methods"]
+    lines = []
+    if 10000.0 in spikes:
+        lines += ["**Table 1** (10000x spike): median final test accuracy in % (IQR over seeds); "
+                  f"divergent = final loss > {DIVERGED_LOSS:g} (seeds); paper value in brackets.", "",
+                  "| architecture | " + " | ".join(LABELS[m] for m in methods) + " |",
+                  "|---|" + "---|" * len(methods)]
+        for arch in archs:
+            row = []
+            for m in methods:
+                s = cell_stats(results, arch, 10000.0, m)
+                pv = PAPER_TABLE1.get(arch, {}).get(m)
+                row.append(_fmt_cell(s) + (f" [paper {pv}]" if pv is not None else ""))
+            lines.append(f"| {PRETTY_ARCH[arch]} | " + " | ".join(row) + " |")
+        lines.append("")
+    lines += ["**All spikes**: median final test accuracy in % (retained fraction of the pre-spike accuracy; "
+              "r of the spiked step).", "",
+              "| architecture | spike | " + " | ".join(LABELS[m] for m in methods) + " |",
+              "|---|---|" + "---|" * len(methods)]
+    for arch in archs:
+        for spike in spikes:
+            row = []
+            for m in methods:
+                s = cell_stats(results, arch, spike, m)
+                row.append(f"{100 * s['final_acc']:.1f} ({100 * s['retained']:.0f}%; r={s['spike_r']:.2g})")
+            lines.append(f"| {PRETTY_ARCH[arch]} | {spike:g}x | " + " | ".join(row) + " |")
+    lines += ["", f"Survive = final accuracy >= {100 * FAILURE_ACC_RETAINED:.0f}% of the pre-spike accuracy "
+              "(shared ghosts threshold). The Transformer is the zoo's 8-token model; the authors' had "
+              "sequence length 1 (attention a no-op)."]
+    return "\n".join(lines)
+
+
+def summary_lines(results: dict) -> list[str]:
+    out = []
+    top = max(results["spikes"])
+    for arch in results["archs"]:
+        parts = [f"{m} {100 * cell_stats(results, arch, top, m)['final_acc']:.1f}%" for m in results["methods"]]
+        out.append(f"  {PRETTY_ARCH[arch]} at {top:g}x: " + ", ".join(parts))
+    return out

@@ -1,0 +1,56 @@
+"""ghosts_fig3 at ci scale: sigma(pi) = 0.9586 and the sigmoid's Taylor radius is pi."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from repro import runner
+from repro.claims import load_claims
+from repro.experiments import ghosts_fig3
+
+
+@pytest.fixture(scope="module")
+def res():
+    return runner.run_experiment("ghosts_fig3", scale="ci", device="cpu", seed=0)["results"]
+
+
+def test_sigma_at_pi(res) -> None:
+    assert res["sigma_pi"] == pytest.approx(1 / (1 + math.exp(-math.pi)), rel=1e-15)
+    assert res["sigma_pi"] == pytest.approx(0.958576, abs=1e-6)
+
+
+def test_coefficients_of_the_sigmoid(res) -> None:
+    c = res["coeffs"]
+    # sigma(x) = 1/2 + x/4 - x^3/48 + x^5/480 - 17 x^7/80640 + ...
+    np.testing.assert_allclose(c[[0, 1, 3, 5, 7]], [0.5, 0.25, -1 / 48, 1 / 480, -17 / 80640], rtol=1e-14)
+    assert np.all(c[2::2] == 0)  # sigma - 1/2 is odd (noise below 1e-40 zeroed)
+
+
+def test_radius_is_pi(res) -> None:
+    # poles at +-i pi: c_n ~ 2 pi^-(n+1) for odd n; digest C3 tolerance for the envelope fit: 0.5%
+    assert res["radius_envelope"] == pytest.approx(math.pi, rel=1e-6)
+    assert res["radius_ratio"] == pytest.approx(math.pi, rel=1e-6)
+    assert math.pi < res["radius_root_test"] < 1.02 * math.pi  # biased high by ~ln(n)/n
+    np.testing.assert_allclose(np.abs(res["poles"]), [math.pi, math.pi, 3 * math.pi, 3 * math.pi])
+
+
+def test_taylor_polynomials_track_sigma_only_inside(res) -> None:
+    for probe, err, rate in zip(res["probes"], res["errors"], res["trend"]["rates"]):
+        assert rate == pytest.approx(probe, rel=2e-2)
+        odd = err[1::2]
+        assert (odd[-1] < 0.1 * odd[0]) if probe < 1 else (odd[-1] > 10 * odd[0])
+    x, T, f = res["x"], res["T"], res["f"]
+    inside, outside = x < 0.8 * math.pi, x > 1.2 * math.pi
+    assert np.max(np.abs(T[-1, inside] - f[inside])) < 1e-3   # order 45
+    assert np.min(np.abs(T[-1, outside] - f[outside])) > 1.0
+
+
+def test_claim_value_and_figure(res) -> None:
+    claim = load_claims()["ghosts.fig3_sigmoid_radius"]
+    m = ghosts_fig3.measure(res)["ghosts.fig3_sigmoid_radius"]
+    assert "verdict" not in m
+    assert abs(m["value"] - claim.paper_value) <= claim.tolerance
+    assert len(ghosts_fig3.plot(res).axes) == 4
