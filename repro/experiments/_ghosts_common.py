@@ -19,7 +19,7 @@ Small functions used by the one-step sweeps (Figs 1, 7, 8, 9) and the training e
 :func:`loss_gradient` / :func:`gradient_direction` / :func:`random_direction` (unit flat
 directions), :func:`curvature_along` (``v^T H v`` by double backprop), :func:`one_step_sweep`
 (loss ratio / accuracy retained / flip fraction along ``theta + tau v``), :func:`median_iqr`,
-:func:`first_crossing` and :func:`plot_median_iqr`.  Directions are flat vectors in
+:func:`first_crossing`, :func:`plot_median_iqr` and ``ARCH_COLORS`` (one colour per zoo architecture).  Directions are flat vectors in
 ``model.parameters()`` order (the convention of :mod:`theory.radius_models`).  Every loss, gradient
 and sweep is evaluated with the model in eval mode (BatchNorm uses running statistics, as the
 JVP radius does); the caller's train/eval flags are restored.

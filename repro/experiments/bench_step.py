@@ -5,7 +5,10 @@ batch 64 with the per-layer (hybrid) subspace of rank 4: ``D = 4,338`` coordinat
 particles of ``d_p = 8``, orthoplex ``V = 16``, ``K = 1``, i.e. ``8,688`` forward evaluations per
 step (digest section 2.13).  Inputs are random (the step's cost does not depend on the data).
 
-Two evaluators are timed on the same optimizer from the same state (issue #3):
+Two evaluators are timed on the same optimizer and batch from the same initial state (issue #3),
+stepping alternately -- evaluator A's step, then B's, each restored to its own trajectory's state
+(``opt.state`` and the parameters; the subspace is shared, so its set-up is paid once) -- so that
+both see the same machine load:
 
 * ``naive`` -- :func:`polystep.evaluation.population_closure`: every candidate's perturbed
   parameters are materialised and the whole network runs per candidate (``vmap`` of
@@ -18,16 +21,19 @@ Reported per configuration and evaluator: evaluations per second, seconds per st
 ratio is the overhead of the update itself -- proposals, populations, transport, barycentre,
 ``theta <- theta_0 + P z``) and the peak memory while stepping; plus the subspace set-up time and
 the process's peak memory during set-up, the speed-up of fast over naive measured in the same run,
-and ``max |z_fast - z_naive|`` after one step from the same state (the two evaluators must agree).
+the process CPU time per step (``cpu_s``, all threads; less sensitive to other processes' load than
+the wall time, but it includes the threads' spin-waiting) and ``max |z_fast - z_naive|`` after one
+step from the same state (the two evaluators must agree).
 
 Peak memory: on CUDA the allocator's peak (reset before each evaluator).  On CPU the peak resident
 set size of this process while the evaluator steps: freed heap is returned to the OS
 (``malloc_trim``) and the kernel's high-water mark is reset (``/proc/self/clear_refs``, value 5)
-before each evaluator, then ``VmHWM`` is read after its steps.  It therefore includes what is
-resident for both (the model, the subspace bases, the batch: ``rss_before_mb``) but not the set-up
-peak of the QR projections (``setup_peak_mb``).  Where the high-water mark cannot be reset (not
-Linux) the process-wide ``ru_maxrss`` is reported instead and ``peak_kind`` says so.  The fast
-evaluator runs first, so memory the naive run leaves behind cannot inflate its peak.
+before each step, ``VmHWM`` is read after it, and an evaluator's peak is the largest over its steps.
+It therefore includes what is resident for both (the model, the subspace bases, the batch, the
+interpreter: ``rss_before_mb``) but not the set-up peak of the QR projections (``setup_peak_mb``,
+read before any reset: resetting the high-water mark also lowers what ``getrusage`` reports later).
+Where the high-water mark cannot be reset (not Linux) the process-wide ``ru_maxrss`` is reported
+instead and ``peak_kind`` says so.
 
 For comparison the issue's measurement of the original code on the same 2-core machine is quoted:
 about 138 s and 7.4 GB for one rank-4 step (~63 evaluations/s).
@@ -55,10 +61,10 @@ ID = "bench_step"
 TITLE = ("Benchmark: one PolyStep step on the 784-128-10 MLP, naive vs fast evaluation "
          "(evaluations/s, overhead, memory)")
 CLAIMS = ("polystep.bench_step_evals_per_step",)
-VERSION = 2  # result format: per-evaluator rows (naive and fast)
+VERSION = 3  # result format: per-evaluator rows (naive and fast), stepped alternately
 
 ORIGINAL_STEP_S, ORIGINAL_PEAK_GB = 138.0, 7.4  # issue #3: original code, rank 4, this machine class
-#: the evaluators by name (``Config.evaluators``: fast first, see the module docstring on memory)
+#: the evaluators by name (``Config.evaluators`` orders them within each round of steps)
 EVALUATORS = {"fast": fast_population_closure, "naive": population_closure}
 
 
@@ -72,7 +78,7 @@ class Config:
     timed_steps: int = 2
     chunk_size: int = 1024
     basis: str = "qr"
-    evaluators: tuple[str, ...] = ("fast", "naive")  # timed in this order; both are required
+    evaluators: tuple[str, ...] = ("fast", "naive")  # stepping order in a round; both required
 
 
 CONFIGS = {
@@ -114,7 +120,7 @@ def _reset_peak(device: torch.device) -> tuple[float, str]:
             fh.write("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
         now = _rss_status_mb("VmRSS")
         if now is not None:
-            return now, "VmHWM (reset before the evaluator)"
+            return now, "VmHWM (reset before every step)"
     except OSError:
         pass
     return _maxrss_mb(), "ru_maxrss (process-wide, set-up included)"
@@ -184,36 +190,56 @@ def _restore(opt: PolyStep, snap: tuple[list[dict], list[torch.Tensor]]) -> None
             p.copy_(v)
 
 
-def _time_evaluator(name: str, cfg: Config, opt: PolyStep, model, x, y, dev) -> tuple[dict, torch.Tensor]:
-    closure = EVALUATORS[name](model, Fn.cross_entropy, x, y, opt.params)
-    timed = (_TimedBlocks if hasattr(closure, "block_losses") else _Timed)(closure, dev)
-    rss_before, peak_kind = _reset_peak(dev)
-    z_first = None
-    for i in range(cfg.warmup_steps):
-        opt.step(timed)
-        if i == 0:
-            z_first = opt.state[opt.params[0]]["z"].detach().clone()
-    timed.seconds = 0.0
-    _sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(cfg.timed_steps):
-        opt.step(timed)
-    _sync(dev)
-    step_s = (time.perf_counter() - t0) / cfg.timed_steps
-    fwd = timed.seconds / cfg.timed_steps
-    evals = opt.evals_per_step
-    row = {"step_s": step_s, "forward_s": fwd, "evals_per_s": evals / step_s,
-           "overhead_ratio": step_s / fwd, "peak_mb": _peak_mb(dev, peak_kind),
-           "rss_before_mb": rss_before, "peak_kind": peak_kind}
-    if hasattr(closure, "stats"):
-        row["fast_path_share"] = closure.stats["fast_candidates"] / max(1, sum(
-            closure.stats[k] for k in ("fast_candidates", "declined_candidates", "population_candidates")))
-    return row, z_first
+class _Evaluator:
+    """One evaluator's closure, its own optimizer state (stepped alternately with the other's)
+    and its accumulated times and memory peak."""
+
+    def __init__(self, name: str, opt: PolyStep, model, x, y, dev: torch.device, state):
+        self.name, self.dev, self.state = name, dev, state
+        self.closure = EVALUATORS[name](model, Fn.cross_entropy, x, y, opt.params)
+        self.timed = (_TimedBlocks if hasattr(self.closure, "block_losses") else _Timed)(self.closure, dev)
+        self.step_s = self.cpu_s = 0.0
+        self.peak_mb, self.rss_before_mb, self.peak_kind = 0.0, None, ""
+        self.z_first: torch.Tensor | None = None
+
+    def step(self, opt: PolyStep, timed: bool) -> None:
+        _restore(opt, self.state)
+        rss, self.peak_kind = _reset_peak(self.dev)
+        if self.rss_before_mb is None:
+            self.rss_before_mb = rss
+        forward_before = self.timed.seconds
+        _sync(self.dev)
+        t0, c0 = time.perf_counter(), time.process_time()
+        opt.step(self.timed)
+        _sync(self.dev)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        self.peak_mb = max(self.peak_mb, _peak_mb(self.dev, self.peak_kind))
+        if timed:
+            self.step_s += wall
+            self.cpu_s += cpu
+        else:
+            self.timed.seconds = forward_before  # warm-up steps do not count
+        if self.z_first is None:
+            self.z_first = opt.state[opt.params[0]]["z"].detach().clone()
+        self.state = _snapshot(opt)
+
+    def row(self, cfg: Config, evals: int) -> dict:
+        step_s, fwd = self.step_s / cfg.timed_steps, self.timed.seconds / cfg.timed_steps
+        row = {"step_s": step_s, "forward_s": fwd, "evals_per_s": evals / step_s,
+               "overhead_ratio": step_s / fwd, "cpu_s": self.cpu_s / cfg.timed_steps,
+               "peak_mb": self.peak_mb, "rss_before_mb": self.rss_before_mb,
+               "peak_kind": self.peak_kind}
+        stats = getattr(self.closure, "stats", None)
+        if stats is not None:
+            row["fast_path_share"] = stats["fast_candidates"] / max(1, sum(
+                stats[k] for k in ("fast_candidates", "declined_candidates", "population_candidates")))
+        return row
 
 
 def _bench(cfg: Config, rank: int, ctx: RunContext) -> dict:
-    if cfg.warmup_steps < 1:
-        raise ValueError("warmup_steps must be >= 1 (its first step is the agreement check)")
+    if cfg.warmup_steps < 1 or cfg.timed_steps < 1:
+        raise ValueError("warmup_steps and timed_steps must be >= 1 (the first warm-up step is the "
+                         "agreement check)")
     if sorted(cfg.evaluators) != sorted(EVALUATORS):
         raise ValueError(f"evaluators must be an ordering of {sorted(EVALUATORS)}, got {cfg.evaluators}")
     dev = ctx.device
@@ -232,12 +258,15 @@ def _bench(cfg: Config, rank: int, ctx: RunContext) -> dict:
     setup_s = time.perf_counter() - t0
     setup_peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else _maxrss_mb()
     start = _snapshot(opt)
-    evaluators, z_first = {}, {}
-    for name in cfg.evaluators:
-        _restore(opt, start)
-        evaluators[name], z_first[name] = _time_evaluator(name, cfg, opt, model, x, y, dev)
+    runs = [_Evaluator(name, opt, model, x, y, dev, start) for name in cfg.evaluators]
+    # step the evaluators alternately, each from its own state: both see the same machine load
+    for i in range(cfg.warmup_steps + cfg.timed_steps):
+        for ev in runs:
+            ev.step(opt, timed=i >= cfg.warmup_steps)
     evals = opt.evals_per_step
-    ctx.count_evals(evals * (cfg.warmup_steps + cfg.timed_steps) * len(cfg.evaluators))
+    ctx.count_evals(evals * (cfg.warmup_steps + cfg.timed_steps) * len(runs))
+    evaluators = {ev.name: ev.row(cfg, evals) for ev in runs}
+    z_first = {ev.name: ev.z_first for ev in runs}
     return {"rank": rank, "n_params": sum(p.numel() for p in model.parameters()),
             "subspace_dim": opt.subspace.dim, "particles": opt.num_particles,
             "evals_per_step": evals, "setup_s": setup_s, "setup_peak_mb": setup_peak,
@@ -262,7 +291,8 @@ def _lines(results: dict, r: dict) -> list[str]:
     f, n = r["evaluators"]["fast"], r["evaluators"]["naive"]
     details = (f"rank {r['rank']} details: step/forward fast {f['overhead_ratio']:.2f}, naive "
                f"{n['overhead_ratio']:.2f}; set-up s: {r['setup_s']:.1f}, set-up peak MB: "
-               f"{r['setup_peak_mb']:.0f}; max |z_fast - z_naive| after one step: {r['max_abs_dz']:.1e}")
+               f"{r['setup_peak_mb']:.0f}; CPU s/step fast {f['cpu_s']:.2f}, naive {n['cpu_s']:.2f}; "
+               f"max |z_fast - z_naive| after one step: {r['max_abs_dz']:.1e}")
     if _is_reference(results, r):
         details += (f"; speed-up over the original's {ORIGINAL_STEP_S:.0f} s: fast "
                     f"{ORIGINAL_STEP_S / f['step_s']:.0f}x, naive {ORIGINAL_STEP_S / n['step_s']:.0f}x")
@@ -294,20 +324,20 @@ def report_section(results: dict, meta: dict) -> str:
              f"batch {results['batch_size']} ({meta['device']}, {rows[0]['threads']} threads)",
              "",
              "| rank | D | particles | evals/step | set-up s | set-up peak MB | evaluator | step s "
-             "| evals/s | step / forward | peak MB | speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| CPU s / step | evals/s | step / forward | peak MB | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for name in ("naive", "fast"):
             e = r["evaluators"][name]
             speed = f"{r['speedup']:.1f}x" if name == "fast" else "1x"
             lines.append(f"| {r['rank']} | {r['subspace_dim']:,} | {r['particles']:,} "
                          f"| {r['evals_per_step']:,} | {r['setup_s']:.1f} | {r['setup_peak_mb']:,.0f} "
-                         f"| {name} | {e['step_s']:.2f} | {e['evals_per_s']:,.0f} "
+                         f"| {name} | {e['step_s']:.2f} | {e['cpu_s']:.2f} | {e['evals_per_s']:,.0f} "
                          f"| {e['overhead_ratio']:.2f} | {e['peak_mb']:,.0f} | {speed} |")
     kind = rows[0]["evaluators"]["fast"]["peak_kind"]
     lines += ["", "naive: `population_closure` (per-candidate parameters, full forward); fast: "
               "`fast_population_closure` (shared prefix, linear response of the perturbed layer, "
-              "batched suffix). Both step the same optimizer from the same state; the largest "
+              "batched suffix). Both step the same optimizer from the same state, alternately; the largest "
               "difference of the coordinates after one step is "
               + ", ".join(f"{r['max_abs_dz']:.1e} (rank {r['rank']})" for r in rows) + ".",
               "",
@@ -322,7 +352,7 @@ def plot(results: dict):
     import matplotlib.pyplot as plt
 
     rows = results["rows"]
-    fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.9 * len(rows)))
+    fig, ax = plt.subplots(figsize=(6.4, 1.6 + 0.9 * len(rows)))
     labels, fwd, total, notes = [], [], [], []
     for r in rows:
         for name in ("naive", "fast"):
@@ -340,6 +370,6 @@ def plot(results: dict):
     ax.set_xlim(0, 1.35 * float(total.max()))
     ax.invert_yaxis()
     ax.set(xlabel="seconds per step", title=f"One PolyStep step, MLP {'-'.join(map(str, results['sizes']))}")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.38), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig

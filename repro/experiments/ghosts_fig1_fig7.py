@@ -203,11 +203,17 @@ def _interp_log(r: np.ndarray, y: np.ndarray, at: float) -> float:
     return float(np.interp(math.log(at), np.log(r), y))
 
 
+def _archs(results: dict) -> list[str]:
+    """Architectures in the paper's order (stored results come back with sorted keys)."""
+    return [a for a in PRETTY if a in results["archs"]] + sorted(set(results["archs"]) - set(PRETTY))
+
+
 def summarize(results: dict) -> dict:
     """Per architecture: median curves and the thresholds every claim uses."""
     r = np.asarray(results["r"])
     out = {}
-    for arch, res in results["archs"].items():
+    for arch in _archs(results):
+        res = results["archs"][arch]
         acc = 100 * median_iqr(res["acc_retained"])[0]
         lr_ = median_iqr(res["train_loss_ratio"])[0]
         below = r < 1
@@ -275,6 +281,8 @@ def measure(results: dict) -> dict:
                   f"{100 * FAILURE_ACC_RETAINED:.0f}% (median curve over seeds): "
                   + ", ".join(f"{PRETTY[a]} {_fmt(s[a]['r_fail_acc'])}" for a in archs)
                   + f"; 50% points: " + ", ".join(f"{PRETTY[a]} {_fmt(s[a]['r_half'])}" for a in archs)
+                  + "; by loss instead, the training loss doubles (ratio >= 2) at r = "
+                  + ", ".join(f"{PRETTY[a]} {_fmt(s[a]['r_fail_loss'])}" for a in archs)
                   + f"; {scale_note} (the paper's collapse criterion is unstated)"}
 
     worst_r1 = min(s[a]["acc_at_r1"] for a in archs)
@@ -308,7 +316,7 @@ def measure(results: dict) -> dict:
                  "linear 50%% point in [%g, %g]" % LINEAR_HALF: bool(np.isfinite(lin["r_half"]) and
                                                                    LINEAR_HALF[0] <= lin["r_half"] <= LINEAR_HALF[1]),
                  "others >= 90%% retained up to r=%g" % OTHERS_HOLD_TO: all(v >= 90 for v in hold.values()),
-                 "linear is the least robust (smallest 50%% point)": bool(np.isfinite(lin["r_half"]) and all(
+                 "linear is the least robust (smallest 50% point)": bool(np.isfinite(lin["r_half"]) and all(
                      not np.isfinite(s[a]["r_half"]) or s[a]["r_half"] >= lin["r_half"] for a in others))}
         out["ghosts.fig7_linear_transition_r1"] = {
             "value": lin["acc_at_r1"],
@@ -368,7 +376,8 @@ def plot(results: dict):
 
     r = np.asarray(results["r"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    for arch, res in results["archs"].items():
+    for arch in _archs(results):
+        res = results["archs"][arch]
         color = ARCH_COLORS.get(arch)
         plot_median_iqr(axes[0], r, 100 * res["acc_retained"], color=color, label=PRETTY[arch])
         plot_median_iqr(axes[1], r, res["train_loss_ratio"], color=color, label=PRETTY[arch])

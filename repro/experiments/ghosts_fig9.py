@@ -40,7 +40,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from repro.claims import load_claims
 from repro.context import RunContext
@@ -119,6 +118,11 @@ def run(cfg: Config, ctx: RunContext) -> dict:
 
 # ----------------------------------------------------------------------------------------------
 
+def _keys(results: dict) -> list[str]:
+    """Temperature keys in increasing T (stored results come back with sorted string keys)."""
+    return [f"{T:g}" for T in results["temperatures"]]
+
+
 def _interp_curves(units: list[dict], xkey: str, grid: np.ndarray, ykey: str = "loss_ratio") -> np.ndarray:
     """Each run's curve log-log-interpolated onto ``grid`` (NaN outside its range)."""
     out = np.full((len(units), len(grid)), np.nan)
@@ -153,7 +157,8 @@ def spread_metrics(onsets: np.ndarray) -> dict:
 
 def summarize(results: dict) -> dict:
     per_t = {}
-    for key, units in results["runs"].items():
+    for key in _keys(results):
+        units = results["runs"][key]
         per_t[key] = {
             "onset_tau": float(np.nanmedian([u["onset_tau"] for u in units])),
             "onset_r": float(np.nanmedian([u["onset_r"] for u in units])),
@@ -185,7 +190,10 @@ def measure(results: dict) -> dict:
     out["ghosts.fig9_collapse_std_raw"] = {
         "value": raw["std"],
         "verdict": "reproduced qualitatively" if raw["std_log10"] >= RAW_SPREAD_LOG10 else "not reproduced",
-        "detail": f"{metrics}; qualitative test: std log10(raw onset) >= {RAW_SPREAD_LOG10:g}; {note}"}
+        "detail": f"{metrics}; qualitative test: std log10(raw onset) >= {RAW_SPREAD_LOG10:g}; raw Delta_a grows "
+                  "with T (the nets trained at high T learn larger raw logits), so rho_T = pi T/Delta_a varies "
+                  "less than T: " + ", ".join(f"T={k}: Delta_a {v['delta_a']:.3g}, rho_T {v['rho_T']:.3g}"
+                                             for k, v in s["per_T"].items()) + f"; {note}"}
     collapse = (ratio["std_log10"] >= COLLAPSE_FACTOR and ratio["cv"] >= COLLAPSE_FACTOR)
     out["ghosts.fig9_collapse_std_normalized"] = {
         "value": norm["std"],
@@ -215,7 +223,8 @@ def table(results: dict) -> str:
                      f"| {v['rho_T']:.3g} | {v['onset_tau']:.3g} | {v['onset_r']:.3g} | {v['min_ratio']:.2f} |")
     lines += ["", "| spread across T | std | std log10 | CV | max/min |", "|---|---|---|---|---|"]
     for name, m in (("raw tau", s["raw"]), ("r_T", s["normalized"])):
-        lines.append(f"| {name} | {m['std']:.3g} | {m['std_log10']:.3g} | {m['cv']:.3g} | {m.get('max_over_min', float('nan')):.3g} |")
+        lines.append(f"| {name} | {m['std']:.3g} | {m['std_log10']:.3g} | {m['cv']:.3g} "
+                     f"| {m.get('max_over_min', float('nan')):.3g} |")
     r = s["raw_over_normalized"]
     lines.append(f"| raw / r_T | {r['std']:.3g}x | {r['std_log10']:.3g}x | {r['cv']:.3g}x | |")
     lines.append(f"\nPaper: 'collapse std' 0.992 (raw) -> 0.164 (normalized), 6.05x, metric undefined. Onset = "
@@ -227,7 +236,7 @@ def plot(results: dict):
     import matplotlib.pyplot as plt
 
     s = summarize(results)
-    keys = list(results["runs"])
+    keys = _keys(results)
     cmap = plt.get_cmap("viridis")
     colors = {k: cmap(i / max(1, len(keys) - 1)) for i, k in enumerate(keys)}
     tau_grid = common_tau_grid(results)
@@ -261,7 +270,11 @@ def plot(results: dict):
     rel = np.concatenate([on_tau / np.nanmedian(on_tau), on_r / np.nanmedian(on_r)])
     rel = rel[np.isfinite(rel)]
     lo, hi = (min(0.25, rel.min() / 1.3), max(4.0, rel.max() * 1.3)) if len(rel) else (0.25, 4.0)
-    axes[2].set(yscale="log", ylim=(lo, hi), xlabel="temperature T", ylabel="onset / median onset across T",
+    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8) if lo <= t <= hi]
+    axes[2].set_yscale("log")
+    axes[2].set_yticks(ticks, [f"{t:g}" for t in ticks])
+    axes[2].yaxis.set_minor_formatter(plt.NullFormatter())
+    axes[2].set(ylim=(lo, hi), xlabel="temperature T", ylabel="onset / median onset across T",
                 title=f"(C) loss-ratio-{FAILURE_LOSS_RATIO:g} onset")
     axes[2].axhline(1.0, color="0.7", lw=0.8)
     axes[2].legend(fontsize=8)

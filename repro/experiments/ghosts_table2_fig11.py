@@ -130,7 +130,7 @@ class Config:
 
 CONFIGS = {
     "ci": Config(steps=40, eval_every=4, seeds=(0,), n_train=150),
-    "cpu": Config(steps=300, eval_every=10, seeds=(0, 1), n_train=500),
+    "cpu": Config(steps=450, eval_every=10, seeds=(0, 1), n_train=400),
     "paper": Config(),
 }
 
@@ -496,7 +496,7 @@ def plot(results: dict):
     import matplotlib.pyplot as plt
 
     n_seeds = len(results["modes"]["all_radii"]["runs"])
-    band = "median + IQR over" if n_seeds > 1 else "one"
+    band = f"median + IQR over {n_seeds} seeds" if n_seeds > 1 else "1 seed"
     figs = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns after a stopped run
@@ -517,8 +517,7 @@ def plot(results: dict):
                     title="effective LR (controllers: rho / ||u||)")
         axes[1].legend(loc="lower right", fontsize=8)
         fig.suptitle(f"Tiny transformer on digits, AdamW: rho-set controllers vs fixed LR "
-                     f"({band} {n_seeds} seed{'s' if n_seeds > 1 else ''}, {results['n_train']} "
-                     f"training samples, full batch)", fontsize=11)
+                     f"({band}, {results['n_train']} training samples, full batch)", fontsize=11)
         fig.tight_layout()
         figs[""] = fig
 
@@ -528,8 +527,11 @@ def plot(results: dict):
         for k in RADII:
             _band(axes[0], steps, _stack(results, "all_radii", f"rho_{k}"), colors[k],
                   f"rho_{k}" + (" (1% |h|/|hdot|, GELU proxy)" if k == "ffn" else ""))
-        for sl in _phase_slices(len(steps))[1:]:
-            axes[0].axvline(steps[sl.start], color="0.5", ls=":", lw=1)
+        for j, sl in enumerate(_phase_slices(len(steps))):
+            if j:
+                axes[0].axvline(steps[sl.start], color="0.5", ls=":", lw=1)
+            axes[0].text((steps[sl.start] + steps[sl.stop - 1]) / 2, 1.01, PHASES[j], ha="center",
+                         va="bottom", fontsize=8, color="0.3", transform=axes[0].get_xaxis_transform())
         axes[0].set(yscale="log", xlabel="step", ylabel="radius (parameter-space distance)",
                     title="radii along the all-radii controller's step")
         axes[0].legend(fontsize=8, loc="best")
@@ -542,15 +544,15 @@ def plot(results: dict):
         axes[1].scatter(PHASES, [100 * PAPER_TABLE2[p]["counts"][0] / PAPER_TABLE2[p]["n"] for p in PHASES],
                         marker="_", s=400, color="k", zorder=3, label="paper: FFN share")
         axes[1].set(ylabel="share of logged steps (%)", title="binding radius per phase", ylim=(0, 100))
-        axes[1].legend(fontsize=7, loc="upper right")
+        axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
         for m in ("fixed_1x", "fixed_16x"):
             _band(axes[2], steps, _normalized_step(results, m), MODE_COLORS[m], MODE_LABELS[m])
         axes[2].axhline(1.0, color="k", ls="--", lw=1, label="r = 1")
         axes[2].set(yscale="log", xlabel="step", ylabel="r = tau / min radius",
                     title="normalized step of the fixed-LR runs")
         axes[2].legend(fontsize=8)
-        fig.suptitle(f"Table 2 companion: which radius binds ({band} {n_seeds} seed"
-                     f"{'s' if n_seeds > 1 else ''})", fontsize=11)
+        fig.suptitle(f"Table 2 companion: which radius binds in the all-radii runs, and r of the fixed-LR "
+                     f"runs ({band})", fontsize=11)
         fig.tight_layout()
         figs["radii"] = fig
     return figs

@@ -15,7 +15,7 @@ def test_bench_step_ci() -> None:
         assert 0 < e["forward_s"] <= e["step_s"], name  # forward time is a part of the step's time
         assert e["evals_per_s"] == row["evals_per_step"] / e["step_s"]
         assert e["overhead_ratio"] == e["step_s"] / e["forward_s"]
-        assert e["peak_mb"] > 0 and e["rss_before_mb"] > 0
+        assert e["peak_mb"] > 0 and e["rss_before_mb"] > 0 and e["cpu_s"] > 0
     # the fast closure really took its structured path (all but the straddling/padding particles)
     assert row["evaluators"]["fast"]["fast_path_share"] > 0.9
     assert row["speedup"] == row["evaluators"]["naive"]["step_s"] / row["evaluators"]["fast"]["step_s"]
