@@ -32,8 +32,9 @@
 # the early / middle / late third of the all-radii run (paper: FFN early, output late, attention
 # never), and the normalized step $r = \tau / \min\rho$ of the fixed-LR runs. Note that
 # $\rho_{out}$ is a maximum over samples and $\rho_{ffn}$ a quantile, so which one binds depends on
-# the size of the training set: the reduced scales train on a 400-sample subset. The scale comes
-# from `$POLYSTEP_SCALE`.
+# the size of the training set: the reduced scales train on a 400-sample subset and therefore
+# report the Table 2 claims as "not run at this scale" (the full training set is needed). The
+# scale comes from `$POLYSTEP_SCALE`.
 
 # %%
 from repro.notebook import run_and_show

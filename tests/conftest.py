@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 # One intra-op thread per test process: the suite runs under pytest-xdist with one worker per core,
 # and torch's threaded kernels are far slower than serial ones on the tiny tensors of most tests.
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"  # and in the notebook kernels the notebook tests start
 
 
 @pytest.fixture(scope="session", autouse=True)

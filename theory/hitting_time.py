@@ -61,6 +61,7 @@ __all__ = [
     "separable_start",
     "one_step_hit_probability",
     "hitting_times",
+    "level_trajectories",
     "geometric_summary",
     "es_gradient",
     "spsa_gradient",
@@ -161,7 +162,8 @@ def hitting_times(objective: Callable, x0: torch.Tensor, config: F.PolyStepConfi
     (``tau = max_steps + 1``, ``censored = True``).
 
     Returns ``tau`` (int64 ``[n_runs]``), ``censored`` (bool), ``moved`` (fraction of non-hitting steps
-    in which the iterate moved, i.e. the state changed within the level).
+    in which the iterate moved by more than ``1e-9 r_s``, i.e. the state changed within the level;
+    smaller displacements are the rounding of ``sum_v u_v = 0`` under uniform weights).
     """
     lvl0 = float(objective(x0))
     x = x0.expand(n_runs, -1).clone()
@@ -176,10 +178,28 @@ def hitting_times(objective: Callable, x0: torch.Tensor, config: F.PolyStepConfi
         hit = objective(x_new) < lvl0
         stay = ~hit
         idle += int(stay.sum())
-        moved += int((stay & (x_new != x).any(dim=1)).sum())
+        moved += int((stay & ((x_new - x).norm(dim=1) > 1e-9 * config_step(config))).sum())
         tau[alive[hit].numpy()] = t
         alive, x = alive[stay], x_new[stay]
     return {"tau": tau, "censored": tau > max_steps, "moved": moved / idle if idle else 0.0}
+
+
+def config_step(config: F.PolyStepConfig) -> float:
+    """The (constant) step radius of a hitting-time config (moves below ``1e-9 r_s`` are rounding)."""
+    return config.resolve(0)[1]
+
+
+def level_trajectories(objective: Callable, x0: torch.Tensor, config: F.PolyStepConfig, n_runs: int,
+                       steps: int, generator: torch.Generator) -> np.ndarray:
+    """Levels ``objective(x_t)`` of ``n_runs`` PolyStep chains from ``x0``, ``[steps + 1, n_runs]``."""
+    x = x0.expand(n_runs, -1).clone()
+    state = F.init()
+    out = np.empty((steps + 1, n_runs))
+    out[0] = objective(x).numpy()
+    for t in range(steps):
+        x, state, _ = F.step(x, objective, state, config, generator)
+        out[t + 1] = objective(x).numpy()
+    return out
 
 
 def geometric_summary(tau: np.ndarray, p_hat: float, p_se: float) -> dict[str, float]:
@@ -233,7 +253,7 @@ def run_two_point_baseline(method: str, f: Callable, x0: torch.Tensor, iters: in
 
     Returns ``zero_fraction`` (iterations whose estimate is exactly the zero vector),
     ``level_changes`` (iterations where ``f`` changed), ``start_level``, ``final_level``,
-    ``evals`` (function evaluations).
+    ``evals`` (function evaluations), ``levels`` (``f`` after each iteration, ``[iters + 1]``).
     """
     if method not in ("es", "spsa"):
         raise ValueError(f"method must be 'es' or 'spsa', got {method!r}")
@@ -241,7 +261,9 @@ def run_two_point_baseline(method: str, f: Callable, x0: torch.Tensor, iters: in
     lvl = float(f(x))
     start = lvl
     zeros = changes = 0
-    for _ in range(iters):
+    levels = np.empty(iters + 1)
+    levels[0] = lvl
+    for i in range(iters):
         g = es_gradient(f, x, perturbation, n_pairs, generator) if method == "es" else \
             spsa_gradient(f, x, perturbation, generator)
         if bool((g == 0).all()):
@@ -251,6 +273,7 @@ def run_two_point_baseline(method: str, f: Callable, x0: torch.Tensor, iters: in
         if new != lvl:
             changes += 1
         lvl = new
+        levels[i + 1] = lvl
     evals = iters * (2 * n_pairs if method == "es" else 2)
     return {"zero_fraction": zeros / iters, "level_changes": changes, "start_level": start,
-            "final_level": lvl, "evals": evals}
+            "final_level": lvl, "evals": evals, "levels": levels}

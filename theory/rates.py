@@ -141,39 +141,45 @@ def record_grid(t_max: int, n: int, extra: Sequence[int] = ()) -> np.ndarray:
     return np.unique(np.concatenate([base, np.asarray(extra, dtype=int), [t_max]]))
 
 
-def _block_candidates(x_rows: torch.Tensor, probes: torch.Tensor, seeds: int, nparts: int) -> torch.Tensor:
+def _block_candidates(x_rows: torch.Tensor, probes: torch.Tensor, runs: int, nparts: int) -> torch.Tensor:
     """Full vectors of the candidates: ``x`` with only particle ``i`` moved to its probe.
 
-    ``x_rows``: ``[S * P, d]`` (seed-major), ``probes``: ``[S * P, M, d]`` -> ``[S, P, M, D]``.
+    ``x_rows``: ``[R * P, d]`` (run-major), ``probes``: ``[R * P, M, d]`` -> ``[R, P, M, D]``.
     """
     d = x_rows.shape[1]
     m = probes.shape[1]
     dim = nparts * d
-    base = x_rows.reshape(seeds, 1, 1, dim).expand(seeds, nparts, m, dim).clone()
-    base = base.reshape(seeds, nparts, m, nparts, d)
+    base = x_rows.reshape(runs, 1, 1, dim).expand(runs, nparts, m, dim).clone()
+    base = base.reshape(runs, nparts, m, nparts, d)
     idx = torch.arange(nparts)
-    base[:, idx, :, idx, :] = probes.reshape(seeds, nparts, m, d).permute(1, 0, 2, 3)
-    return base.reshape(seeds, nparts, m, dim)
+    base[:, idx, :, idx, :] = probes.reshape(runs, nparts, m, d).permute(1, 0, 2, 3)
+    return base.reshape(runs, nparts, m, dim)
 
 
 def run_rates(problems: Sequence[RateProblem], *, steps: int, seeds: int, generator: torch.Generator,
               schedule: str = "inverse_sqrt", jitter: float = 0.05, polytope: str = "orthoplex",
               record: Sequence[int] | None = None, goldstein_samples: int | None = None,
-              tail_fraction: float = 0.2) -> dict[str, dict[str, np.ndarray]]:
+              tail_fraction: float = 0.2, keep_iterates: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Run PolyStep on every problem (``seeds`` starts each) for ``steps`` steps, in one batch.
 
+    Problems with the same objective object, dimension and measure form one group whose runs
+    (``seeds`` per problem, each with its own ``r0`` and ``eps``) are evaluated by one call of the
+    objective per step (module docstring, "batching").
+
     Args:
-        problems: problems sharing one ``particle_dim``.
+        problems: problems sharing one ``particle_dim`` (unique names).
         steps: ``T``.
         seeds: independent starts per problem.
-        generator: CPU generator (starts first, then the steps, then the Goldstein samples).
+        generator: CPU generator (starts first, in problem order, then the steps, then the Goldstein
+            samples).
         schedule: ``"inverse_sqrt"`` (``r0/sqrt(t+1)``) or ``"constant"`` (``r0``).
         jitter: ``eta_max``.
         polytope: vertex template.
-        record: steps (``1..steps``) at which the iterates are kept (Goldstein problems are measured
-            there; default :func:`record_grid` with 120 points).
+        record: steps (``1..steps``) at which the measure is recorded (Goldstein problems are only
+            measured there; default :func:`record_grid` with 120 points).
         goldstein_samples: sampled gradients per Goldstein estimate (default ``4 D``).
         tail_fraction: the last fraction of steps averaged in ``tail_mean``.
+        keep_iterates: also return the recorded iterates ``x_record`` (``[n_rec, S, D]``).
 
     Returns:
         ``{name: {...}}`` with float64 arrays: ``record`` (steps), ``delta`` (``r_p(t)`` at the
@@ -200,73 +206,101 @@ def run_rates(problems: Sequence[RateProblem], *, steps: int, seeds: int, genera
     cfg = F.PolyStepConfig(polytope=polytope, eps=1.0, step_radius=sched, probe_radius=sched,
                            radius_mode="absolute", probe_jitter=jitter)
 
-    # starts, in original coordinates, then rescaled rows y = x / r0
-    rows, slices = [], []
-    start = 0
-    for p in problems:
-        x0 = p.x0_center + p.x0_scale * torch.randn(seeds, p.dim, generator=generator, dtype=torch.float64)
-        rows.append((x0 / p.r0).reshape(seeds * p.num_particles, dp))
-        slices.append(slice(start, start + seeds * p.num_particles))
-        start += seeds * p.num_particles
+    # groups of problems sharing (objective, dim, measure); runs = seeds of every member problem
+    keys: list[tuple] = []
+    members: dict[tuple, list[int]] = {}
+    for k, p in enumerate(problems):
+        key = (id(p.objective), p.dim, p.measure)
+        if key not in members:
+            keys.append(key)
+            members[key] = []
+        members[key].append(k)
+    x0s = [p.x0_center + p.x0_scale * torch.randn(seeds, p.dim, generator=generator, dtype=torch.float64)
+           for p in problems]
+    groups = []
+    rows, start = [], 0
+    for key in keys:
+        ks = members[key]
+        p0 = problems[ks[0]]
+        r0 = torch.cat([torch.full((seeds,), problems[k].r0, dtype=torch.float64) for k in ks])
+        eps = torch.cat([torch.full((seeds,), problems[k].eps, dtype=torch.float64) for k in ks])
+        runs = len(ks) * seeds
+        y0 = torch.cat([x0s[k] for k in ks]) / r0[:, None]
+        rows.append(y0.reshape(runs * p0.num_particles, dp))
+        n_rows = runs * p0.num_particles
+        groups.append({"members": ks, "objective": p0.objective, "dim": p0.dim, "nparts": p0.num_particles,
+                       "measure": p0.measure, "runs": runs, "r0": r0, "eps": eps,
+                       "r0_rows": r0.repeat_interleave(p0.num_particles),
+                       "eps_rows": eps.repeat_interleave(p0.num_particles),
+                       "rows": slice(start, start + n_rows)})
+        start += n_rows
     y = torch.cat(rows)
 
-    def full_x(y_all: torch.Tensor, k: int) -> torch.Tensor:
-        p = problems[k]
-        return y_all[slices[k]].reshape(seeds, p.dim) * p.r0
+    def full_x(y_all: torch.Tensor, g: dict) -> torch.Tensor:
+        return y_all[g["rows"]].reshape(g["runs"], g["dim"]) * g["r0"][:, None]
 
     def cost_fn(probes: torch.Tensor) -> torch.Tensor:
         out = []
-        for k, p in enumerate(problems):
-            pr = probes[slices[k]] * p.r0
-            if p.num_particles == 1:
-                val = p.objective(pr)
+        for g in groups:
+            pr = probes[g["rows"]] * g["r0_rows"][:, None, None]
+            if g["nparts"] == 1:
+                val = g["objective"](pr)
             else:
-                cand = _block_candidates(y[slices[k]] * p.r0, pr, seeds, p.num_particles)
-                val = p.objective(cand).reshape(seeds * p.num_particles, -1)
-            out.append(val / p.eps)
+                cand = _block_candidates(y[g["rows"]] * g["r0_rows"][:, None], pr, g["runs"], g["nparts"])
+                val = g["objective"](cand).reshape(g["runs"] * g["nparts"], -1)
+            out.append(val / g["eps_rows"][:, None])
         return torch.cat(out)
 
     n_rec = len(rec)
     value = {p.name: np.empty((n_rec, seeds)) for p in problems}
     run_min = {p.name: np.empty((n_rec, seeds)) for p in problems}
-    xs_rec = {p.name: np.empty((n_rec, seeds, p.dim)) for p in problems if p.measure == "goldstein"}
-    cur_min = {p.name: np.full(seeds, np.inf) for p in problems}
-    tail_sum = {p.name: np.zeros(seeds) for p in problems}
+    xs_rec = {id(g["rows"]): np.empty((n_rec, g["runs"], g["dim"])) for g in groups
+              if g["measure"] == "goldstein" or keep_iterates}
+    cur_min = [np.full(g["runs"], np.inf) for g in groups]
+    tail_sum = [np.zeros(g["runs"]) for g in groups]
     tail_start = steps - max(1, int(round(tail_fraction * steps)))
     state = F.init()
     for t in range(steps):
         y, state, _ = F.step(y, cost_fn, state, cfg, generator)
         i_rec = rec_set.get(t + 1)
-        for k, p in enumerate(problems):
-            x = full_x(y, k)
-            g = p.objective.grad(x).norm(dim=-1).numpy()
+        for j, g in enumerate(groups):
+            x = full_x(y, g)
+            gn = g["objective"].grad(x).norm(dim=-1).numpy()
             if t >= tail_start:
-                tail_sum[p.name] += g
-            if p.measure == "grad":
-                np.minimum(cur_min[p.name], g, out=cur_min[p.name])
+                tail_sum[j] += gn
+            if g["measure"] == "grad":
+                np.minimum(cur_min[j], gn, out=cur_min[j])
                 if i_rec is not None:
-                    value[p.name][i_rec] = g
-                    run_min[p.name][i_rec] = cur_min[p.name]
-            elif i_rec is not None:
-                xs_rec[p.name][i_rec] = x.numpy()
+                    for m, k in enumerate(g["members"]):
+                        sl = slice(m * seeds, (m + 1) * seeds)
+                        value[problems[k].name][i_rec] = gn[sl]
+                        run_min[problems[k].name][i_rec] = cur_min[j][sl]
+            if i_rec is not None and id(g["rows"]) in xs_rec:
+                xs_rec[id(g["rows"])][i_rec] = x.numpy()
 
     out: dict[str, dict[str, np.ndarray]] = {}
     n_tail = steps - tail_start
-    for k, p in enumerate(problems):
-        delta = np.array([p.r0 * sched(int(t)) for t in rec])  # r_p at the recorded iterate x_t
-        if p.measure == "goldstein":
-            xs = torch.from_numpy(xs_rec[p.name].reshape(-1, p.dim))
-            vals = goldstein_measures(p.objective.grad, xs, np.repeat(delta, seeds), generator,
-                                      num_samples=goldstein_samples).reshape(n_rec, seeds)
-            value[p.name] = vals
-            run_min[p.name] = np.minimum.accumulate(vals, axis=0)
-        x_final = full_x(y, k)
-        out[p.name] = {
-            "record": rec.astype(np.int64), "delta": delta, "value": value[p.name],
-            "running_min": run_min[p.name], "tail_mean": tail_sum[p.name] / n_tail,
-            "x_final": x_final.numpy(), "f_final": p.objective(x_final).numpy(),
-        }
-    return out
+    for j, g in enumerate(groups):
+        x_final = full_x(y, g)
+        f_final = g["objective"](x_final).numpy()
+        for m, k in enumerate(g["members"]):
+            p = problems[k]
+            sl = slice(m * seeds, (m + 1) * seeds)
+            delta = np.array([p.r0 * sched(int(t)) for t in rec])  # r_p at the recorded iterate x_t
+            if g["measure"] == "goldstein":
+                xs = torch.from_numpy(np.ascontiguousarray(xs_rec[id(g["rows"])][:, sl]).reshape(-1, p.dim))
+                vals = goldstein_measures(p.objective.grad, xs, np.repeat(delta, seeds), generator,
+                                          num_samples=goldstein_samples).reshape(n_rec, seeds)
+                value[p.name] = vals
+                run_min[p.name] = np.minimum.accumulate(vals, axis=0)
+            out[p.name] = {
+                "record": rec.astype(np.int64), "delta": delta, "value": value[p.name],
+                "running_min": run_min[p.name], "tail_mean": tail_sum[j][sl] / n_tail,
+                "x_final": x_final[sl].numpy(), "f_final": f_final[sl],
+            }
+            if keep_iterates:
+                out[p.name]["x_record"] = np.ascontiguousarray(xs_rec[id(g["rows"])][:, sl])
+    return {p.name: out[p.name] for p in problems}
 
 
 def _lstsq_slopes(logt: np.ndarray, logg: np.ndarray) -> np.ndarray:
@@ -323,20 +357,29 @@ def envelope_stats(T: np.ndarray, mean_g: np.ndarray) -> dict[str, Any]:
     return {"ratio": ratio, "max_over_min": mom, "growth": float(ratio.max() / ratio[0]) if ratio[0] > 0 else math.inf}
 
 
-def plateau_stats(record: np.ndarray, running_min: np.ndarray, tail_mean: np.ndarray,
+def plateau_stats(record: np.ndarray, value: np.ndarray, tail_mean: np.ndarray,
                   window: float = 10.0) -> dict[str, float]:
     """Late behaviour of a constant-radius run.
 
-    ``tail_slope``: log-log slope of the seed-mean running minimum over the last ``window``-fold
-    range of steps (``~0`` on a plateau); ``plateau``: seed mean of ``tail_mean`` (mean ``||grad L||``
-    over the last steps); ``final_min``: seed mean of the running minimum at the last step.
+    Args:
+        record: recorded steps ``[n_rec]``.
+        value: the measure at the recorded iterates, ``[n_rec, S]``.
+        tail_mean: per-seed mean of ``||grad L||`` over the last steps, ``[S]``.
+        window: the tail is the last ``window``-fold range of recorded steps.
+
+    Returns:
+        ``tail_slope``: log-log slope of the seed mean of ``value`` over the tail (``~0`` on a
+        plateau; a running minimum would keep creeping down on a stationary noisy plateau, so the
+        raw value is used); ``plateau``: seed mean of ``tail_mean``; ``final``: seed mean of
+        ``value`` at the last recorded step; ``first``: the same at the first recorded step.
     """
     record = np.asarray(record, dtype=np.float64)
-    mean = running_min.mean(axis=1)
+    mean = np.asarray(value, dtype=np.float64).mean(axis=1)
     sel = record >= record[-1] / window
     ok = sel & (mean > 0)
     slope = float(np.polyfit(np.log(record[ok]), np.log(mean[ok]), 1)[0]) if ok.sum() >= 3 else math.nan
-    return {"tail_slope": slope, "plateau": float(np.mean(tail_mean)), "final_min": float(mean[-1])}
+    return {"tail_slope": slope, "plateau": float(np.mean(tail_mean)), "final": float(mean[-1]),
+            "first": float(mean[0])}
 
 
 def probe_law_sample(n: int, dim: int, r: float, eta_max: float, generator: torch.Generator,

@@ -53,8 +53,11 @@ __all__ = [
     "sample_ball",
     "goldstein_measure",
     "goldstein_measures",
+    "block_goldstein_measures",
     "clarke_measure",
     "default_num_samples",
+    "locally_constant",
+    "subgradient_descent",
 ]
 
 
@@ -213,3 +216,104 @@ def clarke_measure(objective: Any, x: torch.Tensor, **kwargs: Any) -> MinNormRes
         raise TypeError(f"{type(objective).__name__} has no clarke_subgradients()")
     x = torch.as_tensor(x, dtype=torch.float64)
     return min_norm_hull(objective.clarke_subgradients(x, **kwargs))
+
+
+def locally_constant(f: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor, delta: float,
+                     num_dirs: int, generator: torch.Generator, *, rtol: float = 1e-12) -> np.ndarray:
+    """Sampled certificate that ``f`` is constant on ``B(x, delta)`` at every row of ``xs`` (``[n, D]``).
+
+    ``True`` where ``|f(y) - f(x)| <= rtol max(1, |f(x)|)`` for ``num_dirs`` points ``y`` uniform in the
+    ball and their mirror images ``2x - y``. The tolerance only absorbs the last-bit differences of
+    batched floating-point evaluation (a matrix product may sum in a different order for a different
+    batch shape); a loss with slope ``s`` changes by ``~ s delta`` on the ball, so with
+    ``delta = 1e-7`` any slope above ``~1e-5`` is detected. Where ``f`` is constant on a neighbourhood of ``x``, the Clarke
+    subdifferential is ``{0}`` (and so is the conservative field of any piecewise-constant program):
+    the point is Clarke- and conservative-stationary. A random test can only miss a non-constant
+    neighbourhood (false ``True``) when the ball meets a jump set in a region the samples avoid.
+    """
+    xs = torch.as_tensor(xs, dtype=torch.float64)
+    n, d = xs.shape
+    z = torch.randn(n, num_dirs, d, generator=generator, dtype=torch.float64)
+    u = torch.rand(n, num_dirs, generator=generator, dtype=torch.float64)
+    off = z / z.norm(dim=2, keepdim=True) * (delta * u ** (1.0 / d))[:, :, None]
+    ys = torch.cat([xs[:, None], xs[:, None] + off, xs[:, None] - off], dim=1)  # centre in the same batch
+    fy = f(ys.reshape(-1, d)).reshape(n, 2 * num_dirs + 1)
+    f0 = fy[:, :1]
+    return ((fy - f0).abs() <= rtol * torch.clamp(f0.abs(), min=1.0)).all(dim=1).numpy()
+
+
+def subgradient_descent(grad_fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, steps: int,
+                        eta0: float) -> np.ndarray:
+    """``x_{t+1} = x_t - eta0/sqrt(t+1) * grad_fn(x_t)`` (a first-order method fed by ``grad_fn``, e.g.
+    an autodiff selection); returns the iterates ``[steps + 1, ...]``."""
+    x = torch.as_tensor(x0, dtype=torch.float64).clone()
+    out = [x.numpy().copy()]
+    for t in range(steps):
+        x = x - eta0 / math.sqrt(t + 1) * grad_fn(x)
+        out.append(x.numpy().copy())
+    return np.stack(out)
+
+
+class QuantizedLinearClassifier:
+    """A piecewise-constant training loss like the headline int8 models: softmax cross-entropy of a
+    linear classifier whose weights are rounded to a grid of step ``q`` before use,
+
+        ``L(theta) = mean_i CE(softmax(x_i^T Q(W)), y_i)``,  ``Q(W) = q round(W / q)``,
+        ``theta = vec(W)``, ``W in R^{k x d}``.
+
+    ``round`` makes ``L`` constant on the boxes of the grid ``q (Z + 1/2)``: its gradient (and the
+    autodiff gradient) is zero off the grid's jump hyperplanes. Data: two Gaussian blobs in ``R^d``
+    (``k = 2`` classes, means ``+-mu 1/sqrt(d)``, unit covariance), drawn from ``generator``.
+    """
+
+    def __init__(self, n: int, dim: int, generator: torch.Generator, *, q: float = 0.125,
+                 separation: float = 2.0) -> None:
+        self.k, self.d, self.q = 2, int(dim), float(q)
+        y = torch.arange(n) % 2
+        mean = separation / math.sqrt(dim) * (2.0 * y[:, None].to(torch.float64) - 1.0)
+        self.x = mean + torch.randn(n, dim, generator=generator, dtype=torch.float64)
+        self.y = y
+        self.dim = self.k * self.d
+        self.name = "quantized_linear_classifier"
+
+    def quantize(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.q * torch.round(theta / self.q)
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        w = self.quantize(theta).reshape(*theta.shape[:-1], self.k, self.d)
+        logits = torch.einsum("nd,...kd->...nk", self.x, w)
+        logp = torch.log_softmax(logits, dim=-1)
+        picked = torch.gather(logp, -1, self.y.expand(*logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+        return -picked.mean(-1)
+
+    def grad(self, theta: torch.Tensor) -> torch.Tensor:
+        """Zero: the gradient wherever it exists (also what autodiff through ``round`` returns)."""
+        return torch.zeros_like(theta)
+
+
+def block_goldstein_measures(grad_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, delta: float,
+                             block_size: int, generator: torch.Generator, *,
+                             num_samples: int | None = None) -> np.ndarray:
+    """Goldstein estimates restricted to coordinate blocks: for block ``b`` (coordinates
+    ``[b s, (b+1) s)``), the min-norm point of the hull of the *block* gradients ``grad_b f(y)`` at
+    ``y = x`` and at points that move only block ``b`` uniformly in a ball of radius ``delta``.
+
+    A point where every block measure is ~0 but the full measure is not is *block-wise* stationary --
+    where a block-coordinate method (one particle per block, the others fixed) stops -- without being
+    Clarke/Goldstein stationary. Returns ``[n_blocks]``.
+    """
+    x = torch.as_tensor(x, dtype=torch.float64)
+    d = x.shape[0]
+    if d % block_size:
+        raise ValueError(f"dimension {d} is not a multiple of block_size {block_size}")
+    n = 4 * block_size if num_samples is None else int(num_samples)
+    out = []
+    for b in range(d // block_size):
+        sl = slice(b * block_size, (b + 1) * block_size)
+        z = torch.randn(n, block_size, generator=generator, dtype=torch.float64)
+        u = torch.rand(n, 1, generator=generator, dtype=torch.float64)
+        pts = x.expand(n, d).clone()
+        pts[:, sl] += z / z.norm(dim=1, keepdim=True) * delta * u ** (1.0 / block_size)
+        grads = grad_fn(torch.cat([x[None], pts]))[:, sl]
+        out.append(min_norm_hull(grads).norm)
+    return np.asarray(out)

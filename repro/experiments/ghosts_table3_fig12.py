@@ -40,23 +40,25 @@ scales run a twin: scikit-learn digits (standardised, :func:`repro.tasks.digits.
 training = train + validation = 1437 images, test 360, no augmentation), the same ResNet design
 at digits size (:func:`repro.tasks.resnet.tiny_resnet`: widths 8-16-32, one BasicBlock per stage,
 19.8 k parameters), the same optimiser, momentum and weight decay, batch 64, ``r`` logged every 3
-batches (about 8 logs per epoch, as the paper's 50 of 391 batches), 6 epochs (``cpu``, 5 seeds) or
-2 (``ci``, 1 seed).  The controller grid is the paper's; **the fixed-eta grid is the paper's x 10**
-(0.05, 0.1, 1, 5): with the paper's own grid the twin never leaves ``r < 1`` (a calibration run
-at eta = 0.005 gave max ``r`` ~ 0.07), while x 10 puts the twin's max ``r`` at about 1.2, 2.4, 5.8
-and >100, close to the paper's 1.11, 1.23, 5.87, 29.3 for the first three.  The twin says nothing
-numerical about CIFAR-10: ``measure`` reports "not run at this scale" for every CIFAR number and
-gives qualitative verdicts only where the twin speaks to the claim (controller best, large-eta
-runs at ``r >> 1`` early, divergence needing sustained ``r > 1``).
+batches (about 8 logs per epoch, as the paper's 50 of 391 batches: 76 logs in 10 epochs), 10
+epochs and 5 seeds (``cpu``) or 2 epochs and 1 seed (``ci``).  The controller grid is the
+paper's; **the fixed-eta grid is the paper's x 10** (0.05, 0.1, 1, 5): with the paper's own grid
+the twin hardly reaches ``r = 1`` (a calibration run at eta = 0.005 gave max ``r`` ~ 0.07), while
+x 10 puts the twin's median max ``r`` at about 0.6, 1.3, 7 and 130 (``cpu`` scale; paper: 1.11,
+1.23, 5.87, 29.3).  The twin says nothing numerical about CIFAR-10: ``measure`` reports "not run
+at this scale" for every CIFAR number and gives qualitative verdicts only where the twin speaks
+to the claim (controller best, large-eta runs at ``r >> 1`` early, divergence needing sustained
+``r > 1``).
 
-**Costs (Sections 4.5 and 8.6).** Every scale also times, on its own model and batch size and
+**Costs (Sections 4.5 and 8.6).** Every scale also times, on its own model, batch size and
 device: a no-grad forward, the JVP of the logits, a plain SGD step, a step with the FD ``rho_a``
-(the paper's one-sided difference: one extra forward, the step's own logits reused) and a step
-with the JVP ``rho_a`` (medians of repeated blocks), plus the matmul/conv FLOP ratio JVP / forward
-counted by ``torch.utils.flop_counter`` for the twin and for ResNet-18 at CIFAR shape.  The paper:
-12.6 ms plain, 20.9 ms FD (x1.66), 28.7 ms JVP (x2.28) on an RTX 6000 Ada; "a JVP costs about 1.5
-forward passes".  On a CPU the JVP costs several forwards (dispatch-bound small models); the ratio
-is reported as measured.
+(the released code's one-sided difference, eps = 1e-4: two forwards on batch statistics) and a
+step with the JVP ``rho_a`` (best of ``timing_repeats`` interleaved calls), plus the matmul/conv
+FLOP ratio JVP / forward counted by ``torch.utils.flop_counter`` for the twin and for ResNet-18 at
+CIFAR shape.  The paper: 12.6 ms plain, 20.9 ms FD (x1.66), 28.7 ms JVP (x2.28) on an RTX 6000 Ada;
+"a JVP costs about 1.5 forward passes".  A JVP carries the primal and the tangent (``W h`` plus
+``W h' + V h`` per layer): 3x the matmul/conv FLOPs of a forward; the wall-clock ratio is
+reported as measured.
 
 Paper numbers (Table 3, median final accuracy and IQR over 5 seeds): eta 0.005: max r 1.11, 1/80
 logs with r > 1, 80.4% (80.0-81.9); 0.01: 1.23, 13, 82.6% (82.6-83.4); 0.1: 5.87, 58, 78.5%
@@ -143,7 +145,7 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     twin_widths: tuple[int, ...] = (8, 16, 32)
-    timing_repeats: int = 20
+    timing_repeats: int = 30
     data_root: str = "data"
     split_seed: int = 0
 
@@ -151,7 +153,7 @@ class Config:
 CONFIGS = {
     "ci": Config(dataset="digits", epochs=2, batch_size=64, log_every=3, seeds=(0,), eta_scale=10.0,
                  timing_repeats=3),
-    "cpu": Config(dataset="digits", epochs=6, batch_size=64, log_every=3, seeds=(0, 1, 2, 3, 4),
+    "cpu": Config(dataset="digits", epochs=10, batch_size=64, log_every=3, seeds=(0, 1, 2, 3, 4),
                   eta_scale=10.0),
     "paper": Config(),
 }
@@ -424,7 +426,7 @@ def _flop_ratio(model: nn.Module, x: Tensor) -> float:
 
 
 def _timings(cfg: Config, data, ctx: RunContext) -> dict:
-    """Median wall-clock milliseconds of a forward, a JVP, and of plain / FD-controlled /
+    """Best-of-N wall-clock milliseconds of a forward, a JVP, and of plain / FD-controlled /
     JVP-controlled SGD steps on one training batch (interleaved, so that load on a shared machine
     hits all of them alike), plus FLOP ratios."""
     from torch.func import functional_call
@@ -471,7 +473,7 @@ def _timings(cfg: Config, data, ctx: RunContext) -> dict:
             sync()
             if rep >= 2:  # two warm-up rounds
                 times[k].append(1e3 * (time.perf_counter() - t0))
-    ms = {k: float(np.median(t)) for k, t in times.items()}
+    ms = {k: float(np.min(t)) for k, t in times.items()}  # best of N: the least disturbed by load
     out = {"ms": ms, "batch": int(len(y)), "device": str(dev), "threads": torch.get_num_threads(),
            "repeats": cfg.timing_repeats,
            "jvp_over_forward": ms["jvp"] / ms["forward"],
@@ -665,7 +667,8 @@ def measure(results: dict) -> dict:
     timing_text = (f"{t['device']}, batch {t['batch']}, {t['threads']} thread(s): plain step {ms['plain']:.2f} ms, "
                    f"FD-rho step {ms['fd']:.2f} ms (x{t['fd_over_plain']:.2f}), JVP-rho step "
                    f"{ms['jvp_step']:.2f} ms (x{t['jvp_over_plain']:.2f})")
-    paper_ratio = (PAPER_TIMINGS_MS["fd"] / PAPER_TIMINGS_MS["plain"], PAPER_TIMINGS_MS["jvp"] / PAPER_TIMINGS_MS["plain"])
+    paper_ratio = (PAPER_TIMINGS_MS["fd"] / PAPER_TIMINGS_MS["plain"],
+                   PAPER_TIMINGS_MS["jvp"] / PAPER_TIMINGS_MS["plain"])
     if paper:
         close = abs(t["fd_over_plain"] - paper_ratio[0]) <= 0.5 and abs(t["jvp_over_plain"] - paper_ratio[1]) <= 0.7
         out["ghosts.sec86_overhead_timings"] = {
@@ -678,12 +681,14 @@ def measure(results: dict) -> dict:
             "detail": f"the claim is about ResNet-18 at batch 128 on an RTX 6000 Ada (x{paper_ratio[0]:.2f} / "
                       f"x{paper_ratio[1]:.2f}); measured here on the twin, for the record."}
     jv = t["jvp_over_forward"]
-    ok = jv <= JVP_COST_TARGET
+    # the wall-clock ratio is noisy on a shared machine; the FLOP ratio is exact: both must be <= 2
+    ok = jv <= JVP_COST_TARGET and t["flop_ratio_resnet18"] <= JVP_COST_TARGET
     out["ghosts.sec45_jvp_cost"] = {
         "value": jv,
         "verdict": ("reproduced" if paper else "reproduced qualitatively") if ok else "not reproduced",
         "detail": f"measured wall-clock JVP / forward on {'ResNet-18' if paper else 'the twin'} ({t['device']}, "
-                  f"batch {t['batch']}): {jv:.2f} forward passes (paper 1.5, target <= {JVP_COST_TARGET:g}); "
+                  f"batch {t['batch']}, best of {t['repeats']}): {jv:.2f} forward passes (paper 1.5, target "
+                  f"<= {JVP_COST_TARGET:g}; criterion: wall-clock and ResNet-18 FLOP ratio both <= target); "
                   f"matmul/conv FLOP ratio JVP / forward: {t['flop_ratio_model']:.2f} for this model and "
                   f"{t['flop_ratio_resnet18']:.2f} for ResNet-18 at CIFAR shape (the tangent needs W h' + V h "
                   f"besides W h). The paper's own Section 8.6 timings put the JVP's overhead "
@@ -712,7 +717,7 @@ def table(results: dict) -> str:
                      f"{100 * r['acc']:.1f}% ({100 * lo:.1f}-{100 * hi:.1f}){ref_text[2]} | {r['loss']:.3g} |")
     t = results["timing"]
     ms = t["ms"]
-    lines += ["", f"Costs ({t['device']}, batch {t['batch']}, {t['threads']} thread(s), medians of {t['repeats']}): "
+    lines += ["", f"Costs ({t['device']}, batch {t['batch']}, {t['threads']} thread(s), best of {t['repeats']}): "
               f"forward {ms['forward']:.2f} ms, JVP {ms['jvp']:.2f} ms ({t['jvp_over_forward']:.2f} forwards; "
               f"FLOP ratio {t['flop_ratio_model']:.2f}, ResNet-18 {t['flop_ratio_resnet18']:.2f}); "
               f"SGD step plain {ms['plain']:.2f} ms, with FD rho_a {ms['fd']:.2f} ms (x{t['fd_over_plain']:.2f}), "
@@ -744,7 +749,7 @@ def plot(results: dict):
     colors = _colors(rows)
     n_seeds = len(results["configs"][0]["runs"])
     epochs = np.arange(1, results["epochs"] + 1)
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for c, r in zip(results["configs"], rows):
@@ -779,7 +784,7 @@ def plot(results: dict):
     what = "ResNet-18 on CIFAR-10" if results["paper_protocol"] else "digits twin: tiny ResNet on 8x8 digits"
     fig.suptitle(f"{what}, SGD momentum 0.9: fixed eta (dashed) vs rho_a controller (solid) ({band})",
                  fontsize=11)
-    fig.tight_layout(rect=(0, 0, 0.82, 1))
+    fig.tight_layout(rect=(0, 0, 0.845, 1))
     return fig
 
 

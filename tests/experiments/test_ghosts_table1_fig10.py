@@ -75,3 +75,21 @@ def test_measure_and_table(stored) -> None:
     if proposed in m:
         assert m[proposed]["verdict"] == "refuted" and m[proposed]["value"] > 1
     assert "| MLP+LN | 1000x |" in exp.table(stored["results"])
+
+
+def test_batch_statistics_accuracy_leaves_the_model_untouched() -> None:
+    """The authors' convention for BN models (test-batch statistics) must not move running stats."""
+    import torch
+
+    from repro.tasks.zoo import build
+
+    model = build("cnn_bn", torch.Generator().manual_seed(0))
+    x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
+    model.train()
+    model(x)  # non-trivial running statistics
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    acc = exp._evaluate_batch_stats(model, x, y)
+    assert 0.0 <= acc <= 1.0 and model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.no_grad():  # it equals a train-mode forward (batch statistics)
+        assert acc == float((model(x).argmax(1) == y).float().mean())

@@ -93,6 +93,8 @@ def test_table2_counts_every_log_and_measure_covers_the_claims(stored) -> None:
     m = exp.measure(res)
     assert set(m) == set(exp.CLAIMS)
     assert all(v["verdict"] in VERDICTS for v in m.values())
-    # reduced scale: never the unqualified "reproduced"
+    # reduced scale: never the unqualified "reproduced"; Table 2 needs the full training set
     assert all(v["verdict"] != "reproduced" for v in m.values())
+    for p in exp.PHASES:
+        assert m[f"ghosts.table2_{p}_binding"]["verdict"] == "not run at this scale"
     assert "| early |" in exp.table(res)

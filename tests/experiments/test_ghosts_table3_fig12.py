@@ -102,6 +102,5 @@ def test_costs_and_verdicts(stored) -> None:
     for cid in exp.ROW_CLAIMS.values():  # CIFAR numbers are not claimed from the twin
         assert m[cid]["verdict"] == "not run at this scale"
     assert m["ghosts.sec45_jvp_cost"]["value"] == pytest.approx(t["jvp_over_forward"])
-    assert m["ghosts.sec45_jvp_cost"]["verdict"] == (
-        "reproduced qualitatively" if t["jvp_over_forward"] <= exp.JVP_COST_TARGET else "not reproduced")
+    assert m["ghosts.sec45_jvp_cost"]["verdict"] == "not reproduced"  # the FLOP ratio alone is ~3 > 2
     assert not math.isnan(exp.summarize(res)[0]["acc"])

@@ -111,9 +111,12 @@ def test_claims_file_validation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="duplicate claim id ghosts.a"):
         claims.load_claims(dup)
     numeric = tmp_path / "n.toml"
-    numeric.write_text(good.read_text().replace("paper_value = 1.0", 'paper_value = "one"'))
+    numeric.write_text(good.read_text().replace("paper_value = 1.0", 'paper_value = "one"\ncomparison = "abs"'))
     with pytest.raises(ValueError, match="numeric comparison needs a numeric paper_value"):
         claims.load_claims(numeric)
+    listed = tmp_path / "l.toml"  # a list-valued claim: its experiment states the verdict
+    listed.write_text(good.read_text().replace("paper_value = 1.0", "paper_value = [1.0, 2.0]"))
+    assert claims.load_claims(listed)["ghosts.a"].comparison == "qualitative"
 
 
 def test_registry_claims_file_loads() -> None:
