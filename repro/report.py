@@ -103,7 +103,9 @@ def build_report(seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(path: Path = REPORT_FILE, seed: int = 0) -> Path:
+def write_report(path: Path | None = None, seed: int = 0) -> Path:
+    """Write the report to ``path`` (default :data:`REPORT_FILE`, looked up at call time)."""
+    path = REPORT_FILE if path is None else Path(path)
     storage.atomic_write_text(path, build_report(seed))
     return path
 
