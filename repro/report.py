@@ -126,3 +126,16 @@ def write_figures_index(seed: int = 0) -> Path:
     target = out_dir / "README.md"
     storage.atomic_write_text(target, "\n".join(lines) + "\n")
     return target
+
+
+def measurement_table(measurements: dict) -> list[str]:
+    """Markdown rows ``claim | measured | verdict | detail`` for an experiment's ``table()``."""
+    lines = ["| claim | measured | verdict | detail |", "|---|---|---|---|"]
+    for cid, m in measurements.items():
+        v = m["value"]
+        if isinstance(v, float):
+            shown = f"{v:.2e}" if v != 0 and abs(v) < 1e-3 else f"{v:.4g}"
+        else:
+            shown = str(v)
+        lines.append(f"| `{cid}` | {_fmt(shown)} | {m['verdict']} | {_fmt(m.get('detail', ''))} |")
+    return lines

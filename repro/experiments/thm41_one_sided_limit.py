@@ -557,12 +557,9 @@ def plot(results: dict) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["| claim | measured | verdict | detail |", "|---|---|---|---|"]
-    for cid, m in measure(results).items():
-        v = m["value"]
-        vs = (f"{v:.2e}" if abs(v) < 1e-3 and v != 0 else f"{v:.4g}") if isinstance(v, float) else str(v)
-        detail = m["detail"].replace("|", "\\|")
-        lines.append(f"| `{cid}` | {vs} | {m['verdict']} | {detail} |")
+    from repro.report import measurement_table
+
+    lines = measurement_table(measure(results))
     return "\n".join(lines)
 
 

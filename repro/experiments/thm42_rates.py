@@ -580,11 +580,9 @@ def plot(results: dict) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["| claim | measured | verdict | detail |", "|---|---|---|---|"]
-    for cid, m in _measure_all(results).items():
-        v = m["value"]
-        vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines.append(f"| `{cid}` | {vs} | {m['verdict']} | {m['detail'].replace('|', '/')} |")
+    from repro.report import measurement_table
+
+    lines = measurement_table(_measure_all(results))
     fs = fits(results)
     lines += ["", "| series | ε | predicted −c | slope | 95% CI | max/min envelope |", "|---|---|---|---|---|---|"]
     for n, p in results["problems"].items():
