@@ -121,7 +121,7 @@ def write_figures_index(seed: int = 0) -> Path:
         module = registry.get(eid)
         files = sorted(p.name for p in out_dir.glob(f"{eid}*") if p.suffix in (".png", ".md"))
         links = ", ".join(f"[{name}]({name})" for name in files) or "(not generated yet)"
-        lines.append(f"| `{eid}` | {module.TITLE} | {links} | "
+        lines.append(f"| `{eid}` | {_fmt(module.TITLE)} | {links} | "
                      f"`{runner.command_line(eid, 'cpu', seed)}` |")
     target = out_dir / "README.md"
     storage.atomic_write_text(target, "\n".join(lines) + "\n")

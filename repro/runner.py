@@ -3,7 +3,7 @@
 Layout on disk (the results folder defaults to ``<repo>/results`` and follows ``$POLYSTEP_RESULTS_DIR``)::
 
     results/<id>/<scale>-seed<seed>-<device>.json|.npz     finished results + metadata
-    results/<id>/<scale>-seed<seed>-<device>.partial/       checkpoints of an unfinished run
+    results/<id>/<scale>-seed<seed>-<device>.<hash>.partial/ checkpoints of an unfinished run
     figures/<id>[_<name>].png|.pdf|.json                    figures + sidecar (metadata, measurements)
     figures/<id>.md                                         the experiment's table, if it has one
 
@@ -107,7 +107,7 @@ def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torc
             if make_figures:
                 write_outputs(experiment_id, stored)
             return stored
-    partial = path.with_suffix(".partial")
+    partial = path.with_suffix(f".{chash}.partial")  # checkpoints of this configuration only
     if force and partial.exists():
         shutil.rmtree(partial)
     ctx = RunContext(seed=seed, device=dev, scale=scale, checkpoint_dir=partial)
