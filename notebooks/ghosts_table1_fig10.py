@@ -24,7 +24,7 @@
 #
 # Our "Transformer" is a real 8-token TinyTransformer; the authors' archgrid Transformer had
 # sequence length 1, so its attention was a no-op. At `cpu` scale only MLP+LN runs (3 seeds); the
-# Transformer and CNN+BN rows need `POLYSTEP_SCALE=paper` (about two hours on one CPU core).
+# Transformer and CNN+BN rows need `POLYSTEP_SCALE=paper` (about 1.5-2 hours on one CPU core).
 
 # %%
 from repro.notebook import run_and_show

@@ -51,7 +51,7 @@ Protocol (digest section 4.5, the authors' ``experiments/archgrid``)
   "retained" fractions exceed 1 whenever it keeps learning.)
 * Seeds: 5 at paper scale (the paper's count), median and IQR over seeds.
 
-Scales: ``paper`` is the full grid (3 architectures x 4 spikes x 4 methods x 5 seeds; about two
+Scales: ``paper`` is the full grid (3 architectures x 4 spikes x 4 methods x 5 seeds; about 1.5-2
 hours on one CPU core: the transformer and the CNN+BN cost 0.15-0.2 s per full-batch step plus a
 0.2-0.3 s JVP per controller step).  ``cpu`` is the full grid for MLP+LN only (3 seeds, ~2 min), the
 only architecture that fits the few-minute budget; the Transformer and CNN+BN claims are "not run
