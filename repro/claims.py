@@ -115,3 +115,15 @@ def verdict(claim: Claim, measurement: dict | None) -> str:
         "at_most": value <= pv + tol,
     }[claim.comparison]
     return "reproduced" if ok else "not reproduced"
+
+
+def reachable(measurements: dict, scale: str, only: tuple[str, ...] | None = None) -> dict:
+    """The measurements of claims whose registered scale a run at ``scale`` reaches (claims absent
+    from the registry are kept), optionally restricted to the ids in ``only``."""
+    from .scale import scale_rank
+
+    claims = load_claims()
+    rank = scale_rank(scale)
+    return {cid: m for cid, m in measurements.items()
+            if (only is None or cid in only)
+            and (cid not in claims or scale_rank(claims[cid].scale) <= rank)}

@@ -330,13 +330,9 @@ def _measure_all(results: dict) -> dict:
 
 def measure(results: dict) -> dict:
     """Measurements of the claims whose scale this run reaches."""
-    from repro.claims import load_claims
-    from repro.scale import scale_rank
+    from repro.claims import reachable
 
-    claims = load_claims()
-    run_rank = scale_rank(results.get("scale", "cpu"))
-    return {cid: m for cid, m in _measure_all(results).items()
-            if cid not in claims or scale_rank(claims[cid].scale) <= run_rank}
+    return reachable(_measure_all(results), results.get("scale", "cpu"))
 
 
 # ---------------------------------------------------------------------------------------------
