@@ -16,7 +16,10 @@ one tensor of one layer.  For a stack of layers ``f = f_L o ... o f_1`` this all
 
   e.g. ``U_k = a_l B_k^T`` for a Linear weight (``B_k`` reshaped ``[d_out, d_in]``: one broadcast
   matmul ``[N, d_in] x [p d_p, d_in, d_out]`` per chunk), ``U_k = B_k`` broadcast over the batch for
-  a bias, ``U_k = xhat B_k`` for a LayerNorm weight (``xhat`` the normalised input).  The
+  a bias, ``U_k = xhat B_k`` for a LayerNorm weight (``xhat`` the normalised input).  With the
+  structured :class:`polystep.subspace.KroneckerBasis` (``B_k = a_i b_j^T``) a Linear weight's
+  response is the outer product ``U_k = (a_l b_j) a_i^T``: ``O(N d_in)`` per coordinate instead of
+  ``O(N d_in d_out)``, and no dense rows are formed.  The
   ``p * m`` perturbed outputs come from one ``baddbmm`` (``[p, m, d_p] x [p, d_p, N * d_out]``);
 * **a batched suffix** -- the layers after the perturbed one run once on ``[p * m * batch, ...]``
   (candidates folded into the batch dimension: every supported layer acts on each row alone);
@@ -28,27 +31,43 @@ No full parameter vector is copied per probe; the cost of a chunk is ``p * d_p``
 (the responses) plus ``p * m`` suffix forwards, against ``p * m`` full forwards (and ``p * m``
 materialised weight tensors) for :func:`polystep.evaluation.population_closure`.
 
-Supported models: an ``nn.Sequential`` (nested ones are flattened) -- or a single module -- made
-of ``nn.Linear``, ``nn.LayerNorm`` (with or without affine parameters), ``nn.Flatten`` /
-``nn.Unflatten`` (not touching dimension 0), ``nn.Identity``, eval-mode ``nn.Dropout`` and the
-element-wise / row-wise activations in :data:`ROWWISE_MODULES` (softmax-like modules only along a
-non-batch dimension), where dimension 0 of the input ``x`` is the batch.  Types are matched
-exactly (a subclass may override ``forward``, e.g. a quantised ``Linear``) and modules with forward
-hooks are not supported.  More module types that act on every row of dimension 0 independently and
-have no parameters can be declared with ``rowwise=(MyModule, ...)``.  Block targets are named as
+Supported models: an ``nn.Sequential`` (nested ones are flattened) -- or a single module -- whose
+dimension 0 is the batch at every layer.  Each layer is one of three kinds:
+
+* **affine** -- ``nn.Linear`` and ``nn.LayerNorm`` (with or without affine parameters): their blocks
+  take the fast path, provided every layer after them is affine or row-wise;
+* **row-wise** -- acts on every row of dimension 0 on its own: ``nn.Flatten`` / ``nn.Unflatten``
+  (not touching dimension 0), ``nn.Identity``, eval-mode ``nn.Dropout``, the activations in
+  :data:`ROWWISE_MODULES`, softmax-like modules along a non-batch dimension, the non-differentiable
+  blocks of :mod:`polystep.nondiff` (class attribute ``polystep_rowwise = True``; they may have
+  parameters) and the types given as ``rowwise=(MyModule, ...)``.  They may follow a perturbed
+  layer (the candidates are folded into their batch); their own parameters' blocks are declined;
+* **opaque** -- anything else (convolutions, a ``Linear`` subclass with its own ``forward``, a
+  ``Sequential`` subclass, modules with forward hooks, a row-wise module found acting along the
+  batch): it may only come *before* a perturbed layer (the prefix is evaluated once, on the true
+  batch, exactly as every candidate would evaluate it); its blocks and those of every layer before
+  it are declined.  Opaque layers must be deterministic.
+
+Types are matched exactly (a subclass may override ``forward``).  Block targets are named as
 :class:`polystep.optim.PolyStep` names them (``"0"``, ``"1"``, ...: indices into ``params``) or
 by their parameter names in the model.
 
 Fallback (exact; as fast as :func:`population_closure`, whose evaluation it uses):
 
-* an unsupported model -- every chunk is evaluated by the population closure (``block_losses``
-  builds the chunk's population itself, as ``PolyStep._population`` would);
-* a block whose targets lie in several layers (the ``random`` subspace: one global block spanning
-  all tensors; the output is then not linear in the block's coordinates) -- **declined**:
-  ``block_losses`` builds that chunk's population itself and evaluates it with the population
-  closure.  A ``random`` block whose targets are all in one layer (e.g. a single ``nn.Linear``) is
-  handled by the fast path;
-* a parameter used by two layers (tied weights) -- its blocks are declined.
+* an unsupported model (no affine layer, a layer that changes the batch dimension, training-mode
+  dropout, parameters outside the layer stack) -- every chunk is evaluated by the population closure
+  (``block_losses`` builds the chunk's population itself, as ``PolyStep._population`` would);
+* a **declined** block -- ``block_losses`` builds that chunk's population itself and evaluates it
+  with the population closure: a block whose targets lie in several layers (the ``random``
+  subspace: one global block spanning all tensors; the output is then not linear in the block's
+  coordinates; a ``random`` block whose targets are all in one layer is handled by the fast path),
+  a block of a row-wise or opaque layer, a block followed by an opaque layer, a parameter used by two
+  layers (tied weights).
+
+Piecewise-constant layers (thresholds, ``floor``, ``round``, ``argmax``) after a perturbed layer see
+the same pre-activations as in the naive evaluation up to floating-point rounding (the fast path sums
+``base + sum_k delta_k U_k`` instead of forming ``W + Delta W``): a pre-activation within a few ulps of
+a jump can land on the other side, in either evaluation.
 
 ``closure.stats`` counts the calls and candidates of each path, ``closure.declined`` lists the
 declined blocks with the reason.  Device and dtype follow ``x`` and the model; the computation is
@@ -68,6 +87,7 @@ import torch.nn.functional as Fn
 from torch import Tensor, nn
 
 from .evaluation import parameter_names, population_closure
+from .subspace import KroneckerBasis
 
 __all__ = ["fast_population_closure", "FastPopulationClosure", "ROWWISE_MODULES"]
 
@@ -149,6 +169,7 @@ class FastPopulationClosure:
         self._acts: list[Tensor] = []
         self._plans: dict[tuple, _Plan | None] = {}
         self.declined: dict[tuple[int, int], str] = {}
+        self.demoted: dict[int, str] = {}  # row-wise layers found acting along the batch
         self.stats = {"fast_calls": 0, "fast_candidates": 0, "declined_calls": 0,
                       "declined_candidates": 0, "population_calls": 0, "population_candidates": 0}
 
@@ -165,35 +186,38 @@ class FastPopulationClosure:
         if coord_offset < 0 or coord_offset + p * d_p > block.size:
             raise ValueError(f"particles [{coord_offset}, {coord_offset + p * d_p}) do not lie in "
                              f"the block's {block.size} coordinates")
-        plan = self._plan(block)
+        acts = self._activations()  # first: the base forward's checks may demote layers
+        plan = self._plan(block) if acts is not None else None
         if plan is not None:
-            acts = self._activations()
-            if acts is not None:
-                self.stats["fast_calls"] += 1
-                self.stats["fast_candidates"] += p * m
-                return self._fast(block, plan, coord_offset, delta_z, acts)
+            self.stats["fast_calls"] += 1
+            self.stats["fast_candidates"] += p * m
+            return self._fast(block, plan, coord_offset, delta_z, acts)
         self.stats["declined_calls"] += 1
         self.stats["declined_candidates"] += p * m
         return self._population(self._block_population(block, coord_offset, delta_z))
 
     # --------------------------------------------------------------------------- model checks
     def _check_static(self) -> str | None:
-        """Why the model cannot take the fast path (``None``: it can)."""
+        """Why the model cannot take the fast path at all (``None``: it can), and each layer's kind:
+        ``"affine"`` (Linear / LayerNorm: its blocks take the fast path), ``"rowwise"`` (may follow
+        a perturbed layer) or ``"opaque"`` (may only precede one; its own blocks are declined)."""
         if self.x.ndim < 2:
             return "x has no batch dimension"
         owned: dict[int, int] = {}
+        self._kinds: list[str] = []
         for li, layer in enumerate(self.layers):
             # exact types: a subclass may override forward (e.g. a quantised Linear)
             kind = type(layer)
             if _has_hooks(layer):
-                return f"layer {li} ({kind.__name__}) has forward hooks"
-            if kind in (nn.Linear, nn.LayerNorm):
-                pass
-            elif kind in (nn.Flatten, nn.Unflatten, nn.Dropout) + self._rowwise + _DIM_MODULES:
-                if any(True for _ in layer.parameters()):
-                    return f"layer {li} ({kind.__name__}) has parameters"
+                self._kinds.append("opaque")
+            elif kind in (nn.Linear, nn.LayerNorm):
+                self._kinds.append("affine")
+            elif kind in (nn.Flatten, nn.Unflatten, nn.Dropout) + ROWWISE_MODULES + _DIM_MODULES:
+                self._kinds.append("rowwise" if not any(True for _ in layer.parameters()) else "opaque")
+            elif kind in self._rowwise or getattr(kind, "polystep_rowwise", False) is True:
+                self._kinds.append("rowwise")  # declared: parameters allowed, used as they are
             else:
-                return f"layer {li} ({kind.__name__}) is not supported"
+                self._kinds.append("opaque")
             for q in layer.parameters(recurse=True):
                 if id(q) in owned and owned[id(q)] != li:
                     owned[id(q)] = -1  # tied: used by two layers
@@ -202,11 +226,15 @@ class FastPopulationClosure:
         n_layer_params = len({id(q) for layer in self.layers for q in layer.parameters()})
         if n_layer_params != len({id(q) for q in self.model.parameters()}):
             return "the model has parameters outside its layer stack"
+        if "affine" not in self._kinds:
+            return "no Linear or LayerNorm layer in the stack"
         self._owner = owned
         return None
 
     def _check_dynamic(self, acts: list[Tensor]) -> str | None:
-        """Shape checks of the base forward: every layer keeps dimension 0 as the batch."""
+        """Checks of the base forward.  Every layer must keep dimension 0 as the batch and nothing may
+        be random (else no fast path at all); a row-wise layer that acts along the batch here is
+        demoted to ``"opaque"`` (the blocks before it are then declined)."""
         batch = self.x.shape[0]
         for li, (layer, a_in, a_out) in enumerate(zip(self.layers, acts[:-1], acts[1:])):
             name = type(layer).__name__
@@ -216,20 +244,19 @@ class FastPopulationClosure:
                 return f"layer {li} (LayerNorm) normalises over the batch dimension"
             if isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
                 return f"layer {li} (Dropout) is random in training mode"
+            mixes = False
             if isinstance(layer, nn.Flatten):
-                start = layer.start_dim % a_in.ndim if a_in.ndim else 0
-                if start == 0:
-                    return f"layer {li} (Flatten) flattens the batch dimension"
-            if isinstance(layer, nn.Unflatten):
-                dim = layer.dim % a_in.ndim if isinstance(layer.dim, int) else None
-                if dim in (0, None):
-                    return f"layer {li} (Unflatten) unflattens the batch dimension"
-            if isinstance(layer, _DIM_MODULES):
+                mixes = (layer.start_dim % a_in.ndim if a_in.ndim else 0) == 0
+            elif isinstance(layer, nn.Unflatten):
+                mixes = (layer.dim % a_in.ndim if isinstance(layer.dim, int) else None) in (0, None)
+            elif isinstance(layer, _DIM_MODULES):
                 dim = layer.dim
                 if dim is None:  # torch's implicit softmax dimension
                     dim = 0 if a_in.ndim in (0, 1, 3) else 1
-                if dim % a_in.ndim == 0:
-                    return f"layer {li} ({name}) acts along the batch dimension"
+                mixes = dim % a_in.ndim == 0
+            if mixes and self._kinds[li] == "rowwise":
+                self._kinds[li] = "opaque"
+                self.demoted[li] = f"layer {li} ({name}) acts along the batch dimension"
         return None
 
     def _activations(self) -> list[Tensor] | None:
@@ -283,13 +310,19 @@ class FastPopulationClosure:
             layer = self.layers[li]
             role = "weight" if q is getattr(layer, "weight", None) else \
                 "bias" if q is getattr(layer, "bias", None) else None
-            if role is None or not isinstance(layer, (nn.Linear, nn.LayerNorm)):
-                return None, f"parameter {self.parameter_names[ti]!r} has no linear response"
+            if role is None or self._kinds[li] != "affine":
+                return None, (f"parameter {self.parameter_names[ti]!r} of layer {li} "
+                              f"({type(layer).__name__}) has no linear response")
             layers.add(li)
             parts.append(_Part(ti, t.offset, t.numel, role))
         if len(layers) != 1:
             return None, f"the block spans {len(layers)} layers (output not linear in its coordinates)"
-        return _Plan(layers.pop(), tuple(parts)), ""
+        li = layers.pop()
+        for later in range(li + 1, len(self.layers)):
+            if self._kinds[later] == "opaque":
+                return None, (f"layer {later} ({type(self.layers[later]).__name__}) after the perturbed "
+                              f"layer {li} is not known to act on every row alone")
+        return _Plan(li, tuple(parts)), ""
 
     # ------------------------------------------------------------------------------- fast path
     def _responses(self, layer: nn.Module, part: _Part, a_in: Tensor, n_rows: int,
@@ -355,6 +388,15 @@ class FastPopulationClosure:
         n_rows = base_out.numel() // n_out
         u = None
         for part in plan.parts:
+            if isinstance(block.basis, KroneckerBasis) and isinstance(layer, nn.Linear) \
+                    and part.role == "weight" and part.numel == block.out_numel:
+                # U_k = (a b_j) a_i^T: one [N, d_in] x [d_in, K] matmul and an outer product
+                left, right = block.basis.factors(slice(coord_offset, coord_offset + k))
+                a2 = a_in.reshape(n_rows, layer.in_features)
+                xb = a2 @ right.to(a2.dtype).T  # [N, K]
+                r = xb.T[:, :, None] * left.to(a2.dtype)[:, None, :]  # [K, N, d_out]
+                u = r if u is None else u + r
+                continue
             if block.basis is not None:
                 rows = block.basis[coord_offset:coord_offset + k, part.offset:part.offset + part.numel]
                 rows, idx = rows.to(base_out.dtype), None
@@ -402,7 +444,8 @@ def fast_population_closure(model: nn.Module, loss_fn: Callable[[Tensor, Tensor]
 
     Args:
         model, loss_fn, x, y, params: as for :func:`polystep.evaluation.population_closure`.
-        rowwise: extra parameter-free module types that act on every row of dimension 0 alone.
+        rowwise: extra module types that act on every row of dimension 0 alone (they may have
+            parameters; those parameters' blocks take the generic path).
         sub_chunk_bytes: process a chunk's perturbed layer outputs in pieces of at most this many
             bytes (``None``: the whole chunk at once; ``"auto"``: 8 MiB on CPU, ``None`` elsewhere).
             Changes speed only, not the losses.

@@ -55,7 +55,10 @@ class PolyStep(torch.optim.Optimizer):
         rank: rank ``r`` of the hybrid subspace (``n_W = min(r, d_out, d_in)(d_out + d_in)``).
         subspace_dim: ``D`` of the random subspace.
         max_subspace_dim: optional cap on ``D`` of the hybrid subspace.
-        basis: ``"qr"`` (orthonormal columns, as the paper) or ``"gaussian"`` (N(0, 1/N), no QR).
+        basis: ``"qr"`` (orthonormal columns, as the paper), ``"gaussian"`` (N(0, 1/N), no QR) or
+            ``"kronecker"`` (hybrid only: structured orthonormal rows ``a_i (x) b_j``, set-up in
+            milliseconds and kilobytes instead of seconds and gigabytes; a different subspace
+            distribution, see :class:`polystep.subspace.KroneckerBasis`).
         particle_dim: ``d_p``.
         polytope, eps, step_radius, probe_radius, radius_mode, num_probes, probe_jitter, solver,
         lam: see :class:`polystep.functional.PolyStepConfig`.

@@ -30,10 +30,22 @@ set size of this process while the evaluator steps: freed heap is returned to th
 (``malloc_trim``) and the kernel's high-water mark is reset (``/proc/self/clear_refs``, value 5)
 before each step, ``VmHWM`` is read after it, and an evaluator's peak is the largest over its steps.
 It therefore includes what is resident for both (the model, the subspace bases, the batch, the
-interpreter: ``rss_before_mb``) but not the set-up peak of the QR projections (``setup_peak_mb``,
-read before any reset: resetting the high-water mark also lowers what ``getrusage`` reports later).
+interpreter: ``rss_before_mb``) but not the set-up peak of the projections (``setup_peak_mb``: the
+same high-water mark, reset before the optimizer is built and read after).
 Where the high-water mark cannot be reset (not Linux) the process-wide ``ru_maxrss`` is reported
 instead and ``peak_kind`` says so.
+
+Rows (``Config.rows``: model, rank, basis).  Models: ``"mlp"`` (Linear-ReLU-Linear) and ``"snn"``
+(:func:`polystep.nondiff.spiking_mlp`, the hard-LIF spiking network of Table T1 with the same
+Linear layers and 15 time steps: every candidate's suffix runs the LIF recurrences, so a forward
+evaluation costs ~15x the MLP's; the fast path still shares the prefix).  Bases: ``"qr"`` is the
+paper's dense per-layer
+projection (orthonormal rows from a QR of a dense Gaussian: 1.46 GB and tens of seconds of set-up for
+the first layer at rank 4); ``"kronecker"`` is the structured opt-in basis
+(:class:`polystep.subspace.KroneckerBasis`, rows ``a_i (x) b_j``: same ``D`` and evaluations per
+step, a few hundred kilobytes and milliseconds of set-up, and a Linear layer's response costs
+``O(N d_in)`` per coordinate instead of ``O(N d_in d_out)``).  It is a different distribution of
+subspaces, so its training behaviour is an ablation of its own (``ablation_kronecker_basis``).
 
 For comparison the issue's measurement of the original code on the same 2-core machine is quoted:
 about 138 s and 7.4 GB for one rank-4 step (~63 evaluations/s).
@@ -56,12 +68,13 @@ from polystep.fast_eval import fast_population_closure
 from polystep.optim import PolyStep
 from repro.context import RunContext
 from repro.tasks.models import mlp
+from polystep.nondiff import spiking_mlp
 
 ID = "bench_step"
 TITLE = ("Benchmark: one PolyStep step on the 784-128-10 MLP, naive vs fast evaluation "
          "(evaluations/s, overhead, memory)")
 CLAIMS = ("polystep.bench_step_evals_per_step",)
-VERSION = 3  # result format: per-evaluator rows (naive and fast), stepped alternately
+VERSION = 4  # result format: per (rank, basis) rows, per-evaluator (naive and fast), stepped alternately
 
 ORIGINAL_STEP_S, ORIGINAL_PEAK_GB = 138.0, 7.4  # issue #3: original code, rank 4, this machine class
 #: the evaluators by name (``Config.evaluators`` orders them within each round of steps)
@@ -71,20 +84,26 @@ EVALUATORS = {"fast": fast_population_closure, "naive": population_closure}
 @dataclass(frozen=True)
 class Config:
     sizes: tuple[int, ...] = (784, 128, 10)
-    ranks: tuple[int, ...] = (4,)
     batch_size: int = 64
     particle_dim: int = 8
     warmup_steps: int = 1
     timed_steps: int = 2
     chunk_size: int = 1024
-    basis: str = "qr"
+    #: (model, rank, basis) per row: "mlp" | "snn", the hybrid rank, "qr" | "kronecker"
+    rows: tuple[tuple[str, int, str], ...] = (("mlp", 4, "qr"), ("mlp", 4, "kronecker"))
+    snn_steps: int = 15
     evaluators: tuple[str, ...] = ("fast", "naive")  # stepping order in a round; both required
 
 
 CONFIGS = {
-    "ci": Config(sizes=(64, 32, 10), ranks=(4,), timed_steps=1),
-    "cpu": Config(ranks=(4,), warmup_steps=1, timed_steps=2),
-    "paper": Config(ranks=(4, 8), warmup_steps=1, timed_steps=3),
+    "ci": Config(sizes=(64, 32, 10), timed_steps=1,
+                 rows=(("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("snn", 4, "kronecker"))),
+    "cpu": Config(warmup_steps=1, timed_steps=2, rows=(
+        ("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("mlp", 8, "qr"), ("mlp", 8, "kronecker"),
+        ("snn", 4, "kronecker"))),
+    "paper": Config(warmup_steps=1, timed_steps=3, rows=(
+        ("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("mlp", 8, "qr"), ("mlp", 8, "kronecker"),
+        ("snn", 4, "qr"), ("snn", 4, "kronecker"))),
 }
 
 
@@ -236,27 +255,36 @@ class _Evaluator:
         return row
 
 
-def _bench(cfg: Config, rank: int, ctx: RunContext) -> dict:
+def _model(cfg: Config, kind: str, gen: torch.Generator, dev: torch.device):
+    if kind == "mlp":
+        return mlp(cfg.sizes, gen, device=dev)
+    if kind == "snn":
+        return spiking_mlp(cfg.sizes, steps=cfg.snn_steps, generator=gen).to(dev)
+    raise ValueError(f"model must be 'mlp' or 'snn', got {kind!r}")
+
+
+def _bench(cfg: Config, kind: str, rank: int, basis: str, ctx: RunContext) -> dict:
     if cfg.warmup_steps < 1 or cfg.timed_steps < 1:
         raise ValueError("warmup_steps and timed_steps must be >= 1 (the first warm-up step is the "
                          "agreement check)")
     if sorted(cfg.evaluators) != sorted(EVALUATORS):
         raise ValueError(f"evaluators must be an ordering of {sorted(EVALUATORS)}, got {cfg.evaluators}")
     dev = ctx.device
-    model = mlp(cfg.sizes, ctx.torch_generator("model", rank, device="cpu"), device=dev)
+    model = _model(cfg, kind, ctx.torch_generator("model", rank, device="cpu"), dev)
     gen = ctx.torch_generator("data", rank)
     x = torch.randn(cfg.batch_size, cfg.sizes[0], generator=gen, device=dev)
     y = torch.randint(0, cfg.sizes[-1], (cfg.batch_size,), generator=gen, device=dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    # the first torch.optim.Optimizer of a process imports torch._dynamo (~1 s here): not set-up
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    _, setup_peak_kind = _reset_peak(dev)  # this row's set-up peak, not an earlier row's
     _sync(dev)
     t0 = time.perf_counter()
     opt = PolyStep(model.parameters(), rank=rank, particle_dim=cfg.particle_dim, eps=0.5,
-                   step_radius=2.0, probe_radius=1.0, chunk_size=cfg.chunk_size, basis=cfg.basis,
+                   step_radius=2.0, probe_radius=1.0, chunk_size=cfg.chunk_size, basis=basis,
                    seed=ctx.child_seed("opt", rank) % 2**31)
     _sync(dev)
     setup_s = time.perf_counter() - t0
-    setup_peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else _maxrss_mb()
+    setup_peak = _peak_mb(dev, setup_peak_kind)
     start = _snapshot(opt)
     runs = [_Evaluator(name, opt, model, x, y, dev, start) for name in cfg.evaluators]
     # step the evaluators alternately, each from its own state: both see the same machine load
@@ -267,7 +295,7 @@ def _bench(cfg: Config, rank: int, ctx: RunContext) -> dict:
     ctx.count_evals(evals * (cfg.warmup_steps + cfg.timed_steps) * len(runs))
     evaluators = {ev.name: ev.row(cfg, evals) for ev in runs}
     z_first = {ev.name: ev.z_first for ev in runs}
-    return {"rank": rank, "n_params": sum(p.numel() for p in model.parameters()),
+    return {"model": kind, "rank": rank, "basis": basis, "n_params": sum(p.numel() for p in model.parameters()),
             "subspace_dim": opt.subspace.dim, "particles": opt.num_particles,
             "evals_per_step": evals, "setup_s": setup_s, "setup_peak_mb": setup_peak,
             "evaluators": evaluators,
@@ -277,19 +305,27 @@ def _bench(cfg: Config, rank: int, ctx: RunContext) -> dict:
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
-    rows = [_bench(cfg, r, ctx) for r in cfg.ranks]
-    return {"sizes": list(cfg.sizes), "batch_size": cfg.batch_size, "rows": rows}
+    # one run, no checkpoints: every row's timings come from the same process and machine state
+    rows = []
+    for kind, rank, basis in ctx.bar(cfg.rows, desc="bench_step"):
+        rows.append(_bench(cfg, kind, rank, basis, ctx))
+        _release_heap()
+    return {"sizes": list(cfg.sizes), "batch_size": cfg.batch_size, "snn_steps": cfg.snn_steps,
+            "rows": rows}
 
 
 # ---------------------------------------------------------------------------------- outputs
 def _is_reference(results: dict, row: dict) -> bool:
     """The configuration the original code was timed on (784-128-10, batch 64, rank 4)."""
-    return tuple(results["sizes"]) == (784, 128, 10) and results["batch_size"] == 64 and row["rank"] == 4
+    return (tuple(results["sizes"]) == (784, 128, 10) and results["batch_size"] == 64
+            and row["rank"] == 4 and row["model"] == "mlp")
 
 
 def _lines(results: dict, r: dict) -> list[str]:
     f, n = r["evaluators"]["fast"], r["evaluators"]["naive"]
-    details = (f"rank {r['rank']} details: step/forward fast {f['overhead_ratio']:.2f}, naive "
+    what = r["basis"] if r["model"] == "mlp" else f"{r['basis']}, {r['model']}"
+    tag = f"rank {r['rank']} ({what})"
+    details = (f"{tag} details: step/forward fast {f['overhead_ratio']:.2f}, naive "
                f"{n['overhead_ratio']:.2f}; set-up s: {r['setup_s']:.1f}, set-up peak MB: "
                f"{r['setup_peak_mb']:.0f}; CPU s/step fast {f['cpu_s']:.2f}, naive {n['cpu_s']:.2f}; "
                f"max |z_fast - z_naive| after one step: {r['max_abs_dz']:.1e}")
@@ -297,8 +333,10 @@ def _lines(results: dict, r: dict) -> list[str]:
         details += (f"; speed-up over the original's {ORIGINAL_STEP_S:.0f} s: fast "
                     f"{ORIGINAL_STEP_S / f['step_s']:.0f}x, naive {ORIGINAL_STEP_S / n['step_s']:.0f}x")
     return [f"rank {r['rank']}: evaluations/s: {f['evals_per_s']:.0f}, step s: {f['step_s']:.2f}, "
-            f"peak MB: {f['peak_mb']:.0f}, speed-up over naive: {r['speedup']:.1f}x",
-            f"rank {r['rank']} naive: evaluations/s: {n['evals_per_s']:.0f}, step s: {n['step_s']:.2f}, "
+            f"peak MB: {f['peak_mb']:.0f}, speed-up over naive: {r['speedup']:.1f}x "
+            f"(basis {r['basis']}, set-up {r['setup_s']:.2f} s"
+            + (")" if r["model"] == "mlp" else f", model {r['model']})"),
+            f"{tag} naive: evaluations/s: {n['evals_per_s']:.0f}, step s: {n['step_s']:.2f}, "
             f"peak MB: {n['peak_mb']:.0f}",
             details]
 
@@ -313,25 +351,25 @@ def measure(results: dict) -> dict:
     f = r["evaluators"]["fast"]
     return {"polystep.bench_step_evals_per_step": {
         "value": r["evals_per_step"],
-        "detail": (f"MLP {'-'.join(map(str, results['sizes']))}, rank {r['rank']}; fast "
-                   f"{f['evals_per_s']:,.0f} evals/s, {r['speedup']:.1f}x naive"),
+        "detail": (f"MLP {'-'.join(map(str, results['sizes']))}, rank {r['rank']}, {r['basis']} "
+                   f"basis; fast {f['evals_per_s']:,.0f} evals/s, {r['speedup']:.1f}x naive"),
         **({} if ok else {"verdict": "not run at this scale"})}}
 
 
 def report_section(results: dict, meta: dict) -> str:
     rows = results["rows"]
-    lines = [f"### bench_step: one PolyStep step, MLP {'-'.join(map(str, results['sizes']))}, "
+    lines = [f"### bench_step: one PolyStep step, layers {'-'.join(map(str, results['sizes']))}, "
              f"batch {results['batch_size']} ({meta['device']}, {rows[0]['threads']} threads)",
              "",
-             "| rank | D | particles | evals/step | set-up s | set-up peak MB | evaluator | step s "
-             "| CPU s / step | evals/s | step / forward | peak MB | speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | rank | basis | D | particles | evals/step | set-up s | set-up peak MB | evaluator "
+             "| step s | CPU s / step | evals/s | step / forward | peak MB | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for name in ("naive", "fast"):
             e = r["evaluators"][name]
             speed = f"{r['speedup']:.1f}x" if name == "fast" else "1x"
-            lines.append(f"| {r['rank']} | {r['subspace_dim']:,} | {r['particles']:,} "
-                         f"| {r['evals_per_step']:,} | {r['setup_s']:.1f} | {r['setup_peak_mb']:,.0f} "
+            lines.append(f"| {r['model']} | {r['rank']} | {r['basis']} | {r['subspace_dim']:,} | {r['particles']:,} "
+                         f"| {r['evals_per_step']:,} | {r['setup_s']:.2f} | {r['setup_peak_mb']:,.0f} "
                          f"| {name} | {e['step_s']:.2f} | {e['cpu_s']:.2f} | {e['evals_per_s']:,.0f} "
                          f"| {e['overhead_ratio']:.2f} | {e['peak_mb']:,.0f} | {speed} |")
     kind = rows[0]["evaluators"]["fast"]["peak_kind"]
@@ -339,12 +377,21 @@ def report_section(results: dict, meta: dict) -> str:
               "`fast_population_closure` (shared prefix, linear response of the perturbed layer, "
               "batched suffix). Both step the same optimizer from the same state, alternately; the largest "
               "difference of the coordinates after one step is "
-              + ", ".join(f"{r['max_abs_dz']:.1e} (rank {r['rank']})" for r in rows) + ".",
+              + ", ".join(f"{r['max_abs_dz']:.1e} ({r['model']}, rank {r['rank']}, {r['basis']})"
+                          for r in rows) + ".",
+              "",
+              "Bases: `qr` is the paper's dense per-layer projection (QR of a dense Gaussian); "
+              "`kronecker` the structured opt-in `KroneckerBasis` (rows a_i (x) b_j, same D; a "
+              "different subspace distribution: see `ablation_kronecker_basis` for its training "
+              "behaviour).",
               "",
               f"Reference (issue #3): the original code needs about {ORIGINAL_STEP_S:.0f} s and "
               f"{ORIGINAL_PEAK_GB} GB for one rank-4 step on a 2-core machine. Command: "
               f"`{meta['command']}`. Peak MB: {kind} while stepping (model, bases and batch "
-              f"included); set-up peak MB: the process's peak after building the subspace."]
+              f"included); set-up peak MB: the same high-water mark while the optimizer (its "
+              f"subspace) is built. Models: `mlp` Linear-ReLU-Linear; `snn` the hard-LIF spiking "
+              f"network of Table T1 (`polystep.nondiff.spiking_mlp`, same Linear layers, "
+              f"{results.get('snn_steps', 15)} time steps)."]
     return "\n".join(lines)
 
 
@@ -357,7 +404,7 @@ def plot(results: dict):
     for r in rows:
         for name in ("naive", "fast"):
             e = r["evaluators"][name]
-            labels.append(f"rank {r['rank']}, {name}")
+            labels.append(f"{r['model']}, rank {r['rank']}, {r['basis']}, {name}")
             fwd.append(e["forward_s"])
             total.append(e["step_s"])
             notes.append(f"  {e['evals_per_s']:,.0f} evals/s"
@@ -369,7 +416,7 @@ def plot(results: dict):
         ax.text(total[i], i, note, va="center", fontsize=9)
     ax.set_xlim(0, 1.35 * float(total.max()))
     ax.invert_yaxis()
-    ax.set(xlabel="seconds per step", title=f"One PolyStep step, MLP {'-'.join(map(str, results['sizes']))}")
+    ax.set(xlabel="seconds per step", title=f"One PolyStep step, layers {'-'.join(map(str, results['sizes']))}")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.38), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig

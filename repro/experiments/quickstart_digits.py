@@ -16,16 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as Fn
-from torch import nn
 
-from polystep.evaluation import population_closure
-from polystep.optim import PolyStep
-from polystep.schedules import Cosine
 from repro.context import RunContext
-from repro.tasks.batches import BatchStream
-from repro.tasks.models import mlp
+from repro.tasks.training import train_classifier
 
 ID = "quickstart_digits"
 TITLE = "Quickstart: an MLP trained by PolyStep (forward passes only) vs Adam"
@@ -61,71 +54,10 @@ CONFIGS = {
 }
 
 
-def _data(cfg: Config, seed: int):
-    if cfg.dataset == "digits":
-        from repro.tasks.digits import load_digits_split
-
-        return load_digits_split(seed=seed)
-    from repro.tasks.mnist import load_mnist_split
-
-    return load_mnist_split("data", seed=seed, download=True)
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((model(x).argmax(1) == y).float().mean())
-
-
-def _train(method: str, cfg: Config, seed: int, ctx: RunContext) -> dict:
-    data = _data(cfg, seed=0)  # one fixed split; the seed varies init, batches and probes
-    dev = ctx.device
-    x_tr, y_tr = data.x_train.to(dev), data.y_train.to(dev)
-    x_val, y_val = data.x_val.to(dev), data.y_val.to(dev)
-    model = mlp((data.n_features, cfg.hidden, data.n_classes), ctx.torch_generator("init", seed, device="cpu"),
-                device=dev)
-    batches = BatchStream(x_tr, y_tr, cfg.batch_size, ctx.torch_generator("batches", seed))
-    if method == "PolyStep":
-        steps = cfg.steps
-        opt = PolyStep(model.parameters(), rank=cfg.rank, particle_dim=cfg.particle_dim,
-                       eps=Cosine(start=cfg.eps[0], end=cfg.eps[1], steps=steps),
-                       step_radius=Cosine(start=cfg.step_radius[0], end=cfg.step_radius[1], steps=steps),
-                       probe_radius=Cosine(start=cfg.probe_radius[0], end=cfg.probe_radius[1], steps=steps),
-                       radius_mode="absolute", seed=ctx.child_seed("polystep", seed) % 2**31)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.adam_lr)
-    curve = {"step": [], "forward_evals": [], "train_loss": [], "val_acc": []}
-    best = (-1.0, None, 0)
-    evals = 0
-    for t in ctx.bar(range(1, cfg.steps + 1), desc=f"{method} seed {seed}"):
-        x, y = next(batches)
-        if method == "PolyStep":
-            loss = opt.step(population_closure(model, Fn.cross_entropy, x, y, opt.params))
-            evals += opt.evals_per_step
-        else:
-            opt.zero_grad()
-            loss = Fn.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            evals += 1  # one forward (and one backward) pass
-        if t % cfg.eval_every == 0 or t == cfg.steps:
-            acc = _accuracy(model, x_val, y_val)
-            curve["step"].append(t)
-            curve["forward_evals"].append(evals)
-            curve["train_loss"].append(float(loss.detach()))
-            curve["val_acc"].append(acc)
-            if acc > best[0]:
-                best = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()}, t)
-    ctx.count_evals(evals)
-    model.load_state_dict(best[1])
-    test_acc = _accuracy(model, data.x_test.to(dev), data.y_test.to(dev))
-    return {"curve": {k: np.asarray(v) for k, v in curve.items()}, "best_val_acc": best[0],
-            "selected_step": best[2], "test_acc": test_acc, "forward_evals": evals}
-
-
 def run(cfg: Config, ctx: RunContext) -> dict:
     out: dict = {"methods": {}}
     for method in ("PolyStep", "Adam"):
-        per_seed = [ctx.checkpoint(f"{method}-seed{s}", lambda s=s, m=method: _train(m, cfg, s, ctx))
+        per_seed = [ctx.checkpoint(f"{method}-seed{s}", lambda s=s, m=method: train_classifier(m, cfg, s, ctx))
                     for s in cfg.seeds]
         out["methods"][method] = {
             "seeds": list(cfg.seeds), "runs": per_seed,

@@ -266,9 +266,9 @@ def test_bad_kind_and_missing_generator():
         make_subspace("sparse", SHAPES, generator=_gen(0))
     with pytest.raises(ValueError, match="a hybrid subspace needs a torch.Generator"):
         make_subspace("hybrid", SHAPES, rank=2)
-    with pytest.raises(ValueError, match=r"basis must be one of \('qr', 'gaussian'\), got 'svd'"):
+    with pytest.raises(ValueError, match=r"basis must be one of \('qr', 'gaussian', 'kronecker'\), got 'svd'"):
         hybrid_subspace(SHAPES, rank=2, generator=_gen(0), basis="svd")
-    with pytest.raises(ValueError, match=r"basis must be one of \('qr', 'gaussian'\), got 'svd'"):
+    with pytest.raises(ValueError, match=r"basis must be 'qr' or 'gaussian' for the random subspace"):
         random_subspace(SHAPES, dim=3, generator=_gen(0), basis="svd")
 
 
