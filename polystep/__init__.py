@@ -10,7 +10,8 @@ vertices of a randomly rotated polytope around it::
 Modules: :mod:`~polystep.polytopes`, :mod:`~polystep.transport`, :mod:`~polystep.functional`
 (the pure step), :mod:`~polystep.schedules`, :mod:`~polystep.subspace`, :mod:`~polystep.optim`
 (``PolyStep`` optimizer), :mod:`~polystep.evaluation` (population closures), :mod:`~polystep.ask_tell`,
-:mod:`~polystep.objectives`.
+:mod:`~polystep.objectives`, :mod:`~polystep.fast_eval` (fast population closures for layer stacks),
+:mod:`~polystep.nondiff` (the non-differentiable building blocks of the experiments).
 """
 
 from .functional import NonFiniteLossError, PolyStepConfig, PolyStepState, StepInfo

@@ -59,8 +59,7 @@ class Config:
 
 
 CONFIGS = {
-    "ci": Config(training=quickstart_digits.CONFIGS["ci"],
-                 variants=(("qr", "qr", 0), ("kronecker", "kronecker", 0))),
+    "ci": Config(training=quickstart_digits.CONFIGS["ci"]),
     "cpu": Config(),
     # MNIST 784-128-10 at rank 8 (quickstart's paper configuration): torchvision and a GPU
     "paper": Config(training=quickstart_digits.CONFIGS["paper"]),

@@ -74,7 +74,7 @@ ID = "bench_step"
 TITLE = ("Benchmark: one PolyStep step on the 784-128-10 MLP, naive vs fast evaluation "
          "(evaluations/s, overhead, memory)")
 CLAIMS = ("polystep.bench_step_evals_per_step",)
-VERSION = 4  # result format: per (rank, basis) rows, per-evaluator (naive and fast), stepped alternately
+VERSION = 5  # result format: per (rank, basis) rows, per-evaluator (naive and fast), stepped alternately
 
 ORIGINAL_STEP_S, ORIGINAL_PEAK_GB = 138.0, 7.4  # issue #3: original code, rank 4, this machine class
 #: the evaluators by name (``Config.evaluators`` orders them within each round of steps)
@@ -263,6 +263,24 @@ def _model(cfg: Config, kind: str, gen: torch.Generator, dev: torch.device):
     raise ValueError(f"model must be 'mlp' or 'snn', got {kind!r}")
 
 
+def _loss_agreement(opt: PolyStep, closures: dict, gen: torch.Generator) -> dict:
+    """Both evaluators' losses of the same ``P x V`` random candidates (particles + N(0, 1) per
+    coordinate, from the starting state): the fraction within 1e-5 relative and the largest
+    relative difference.  Continuous models agree everywhere; a hard threshold (the SNN's spikes)
+    may flip where a float32 pre-activation lies within rounding of it -- in either evaluator."""
+    from polystep.polytopes import num_vertices
+
+    X = opt.particles()
+    m = num_vertices(opt.config.polytope, X.shape[1])
+    noise = torch.randn(X.shape[0], m, X.shape[1], generator=gen, device=X.device, dtype=X.dtype)
+    probes = X[:, None, :] + noise
+    fast = opt._cost_oracle(closures["fast"], X)(probes)
+    naive = opt._cost_oracle(closures["naive"], X)(probes)
+    rel = (fast - naive).abs() / naive.abs().clamp_min(1e-12)
+    return {"loss_agreement": float((rel <= 1e-5).double().mean()), "loss_max_rel_diff": float(rel.max()),
+            "loss_candidates": int(rel.numel())}
+
+
 def _bench(cfg: Config, kind: str, rank: int, basis: str, ctx: RunContext) -> dict:
     if cfg.warmup_steps < 1 or cfg.timed_steps < 1:
         raise ValueError("warmup_steps and timed_steps must be >= 1 (the first warm-up step is the "
@@ -292,7 +310,10 @@ def _bench(cfg: Config, kind: str, rank: int, basis: str, ctx: RunContext) -> di
         for ev in runs:
             ev.step(opt, timed=i >= cfg.warmup_steps)
     evals = opt.evals_per_step
-    ctx.count_evals(evals * (cfg.warmup_steps + cfg.timed_steps) * len(runs))
+    _restore(opt, start)
+    agreement = _loss_agreement(opt, {ev.name: ev.closure for ev in runs},
+                                ctx.torch_generator("agreement", rank))
+    ctx.count_evals(evals * (cfg.warmup_steps + cfg.timed_steps + 1) * len(runs))
     evaluators = {ev.name: ev.row(cfg, evals) for ev in runs}
     z_first = {ev.name: ev.z_first for ev in runs}
     return {"model": kind, "rank": rank, "basis": basis, "n_params": sum(p.numel() for p in model.parameters()),
@@ -301,6 +322,7 @@ def _bench(cfg: Config, kind: str, rank: int, basis: str, ctx: RunContext) -> di
             "evaluators": evaluators,
             "speedup": evaluators["naive"]["step_s"] / evaluators["fast"]["step_s"],
             "max_abs_dz": float((z_first["fast"] - z_first["naive"]).abs().max()),
+            **agreement,
             "device": str(dev), "threads": torch.get_num_threads()}
 
 
@@ -328,7 +350,9 @@ def _lines(results: dict, r: dict) -> list[str]:
     details = (f"{tag} details: step/forward fast {f['overhead_ratio']:.2f}, naive "
                f"{n['overhead_ratio']:.2f}; set-up s: {r['setup_s']:.1f}, set-up peak MB: "
                f"{r['setup_peak_mb']:.0f}; CPU s/step fast {f['cpu_s']:.2f}, naive {n['cpu_s']:.2f}; "
-               f"max |z_fast - z_naive| after one step: {r['max_abs_dz']:.1e}")
+               f"max |z_fast - z_naive| after one step: {r['max_abs_dz']:.1e}; losses within 1e-5 "
+               f"relative: {100 * r['loss_agreement']:.2f} % of {r['loss_candidates']:,} (largest "
+               f"relative difference {r['loss_max_rel_diff']:.1e})")
     if _is_reference(results, r):
         details += (f"; speed-up over the original's {ORIGINAL_STEP_S:.0f} s: fast "
                     f"{ORIGINAL_STEP_S / f['step_s']:.0f}x, naive {ORIGINAL_STEP_S / n['step_s']:.0f}x")
@@ -378,7 +402,13 @@ def report_section(results: dict, meta: dict) -> str:
               "batched suffix). Both step the same optimizer from the same state, alternately; the largest "
               "difference of the coordinates after one step is "
               + ", ".join(f"{r['max_abs_dz']:.1e} ({r['model']}, rank {r['rank']}, {r['basis']})"
-                          for r in rows) + ".",
+                          for r in rows) + "; on the same random candidates their losses agree to 1e-5 "
+              "relative for " + ", ".join(f"{100 * r['loss_agreement']:.2f} % ({r['model']}, rank "
+                                          f"{r['rank']}, {r['basis']}; largest difference "
+                                          f"{r['loss_max_rel_diff']:.1e})" for r in rows)
+              + " of the candidates (a hard threshold -- the SNN's spikes -- can flip where a float32 "
+              "pre-activation lies within rounding of it, in either evaluator; float64 agrees "
+              "exactly: tests/polystep/test_nondiff.py).",
               "",
               "Bases: `qr` is the paper's dense per-layer projection (QR of a dense Gaussian); "
               "`kronecker` the structured opt-in `KroneckerBasis` (rows a_i (x) b_j, same D; a "

@@ -24,6 +24,9 @@ def test_bench_step_ci() -> None:
         assert row["evaluators"]["fast"]["fast_path_share"] > 0.9
         assert row["speedup"] == row["evaluators"]["naive"]["step_s"] / row["evaluators"]["fast"]["step_s"]
         assert row["max_abs_dz"] < 1e-5  # both evaluators take the same step from the same state
+        assert row["loss_candidates"] == row["evals_per_step"] and row["loss_agreement"] >= 0.99
+        if row["model"] == "mlp":  # continuous: every candidate's loss agrees
+            assert row["loss_agreement"] == 1.0 and row["loss_max_rel_diff"] <= 1e-5
         assert row["setup_peak_mb"] > 0 and row["setup_s"] > 0
     lines = bench_step.summary_lines(stored["results"])
     assert lines[0].strip().startswith("rank 4: evaluations/s: ")

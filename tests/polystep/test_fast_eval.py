@@ -408,14 +408,15 @@ def test_trajectory_equals_population_closure(kind, subspace, new_batch) -> None
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu() -> None:
+@pytest.mark.parametrize("subspace", ["hybrid", "kronecker"])
+def test_cuda_matches_cpu(subspace) -> None:
     model, x, y = _build("layernorm", torch.float32)
-    opt = _opt(model, "hybrid", torch.float32)
+    opt = _opt(model, subspace, torch.float32)
     X, probes = _random_probes(opt)
     cpu = _costs(opt, fast_population_closure(model, TF.cross_entropy, x, y, opt.params), X, probes)
     model_c, x_c, y_c = _build("layernorm", torch.float32)
     model_c, x_c, y_c = model_c.cuda(), x_c.cuda(), y_c.cuda()
-    opt_c = _opt(model_c, "hybrid", torch.float32)
+    opt_c = _opt(model_c, subspace, torch.float32)
     closure = fast_population_closure(model_c, TF.cross_entropy, x_c, y_c, opt_c.params)
     got = _costs(opt_c, closure, X.cuda(), probes.cuda())
     assert got.device.type == "cuda" and closure.stats["fast_calls"] > 0
