@@ -34,17 +34,23 @@ materialised weight tensors) for :func:`polystep.evaluation.population_closure`.
 Supported models: an ``nn.Sequential`` (nested ones are flattened) -- or a single module -- whose
 dimension 0 is the batch at every layer.  Each layer is one of three kinds:
 
-* **affine** -- ``nn.Linear`` and ``nn.LayerNorm`` (with or without affine parameters): their blocks
-  take the fast path, provided every layer after them is affine or row-wise;
+* **affine** -- ``nn.Linear``, ``nn.LayerNorm`` (with or without affine parameters) and
+  ``nn.Conv1d/2d/3d`` with ``groups == 1`` (any padding mode): their blocks take the fast path,
+  provided every layer after them is affine or row-wise (a convolution's weight response
+  ``conv(a_l, B_k)`` is one convolution with ``K C_out`` output channels -- ``K`` single-channel
+  filters ``b_j`` for Kronecker rows -- its bias response ``B_k`` broadcast over positions);
 * **row-wise** -- acts on every row of dimension 0 on its own: ``nn.Flatten`` / ``nn.Unflatten``
   (not touching dimension 0), ``nn.Identity``, eval-mode ``nn.Dropout``, the activations in
-  :data:`ROWWISE_MODULES`, softmax-like modules along a non-batch dimension, the non-differentiable
+  :data:`ROWWISE_MODULES`, pooling and padding layers, ``nn.BatchNorm1d/2d/3d`` in eval mode with
+  running statistics (their affine parameters' blocks are declined), softmax-like modules along a
+  non-batch dimension, the non-differentiable
   blocks of :mod:`polystep.nondiff` (class attribute ``polystep_rowwise = True``; they may have
   parameters) and the types given as ``rowwise=(MyModule, ...)``.  They may follow a perturbed
   layer (the candidates are folded into their batch); their own parameters' blocks are declined;
 * **opaque** -- anything else (convolutions, a ``Linear`` subclass with its own ``forward``, a
-  ``Sequential`` subclass, modules with forward hooks, a row-wise module found acting along the
-  batch): it may only come *before* a perturbed layer (the prefix is evaluated once, on the true
+  ``Sequential`` subclass, grouped convolutions, modules with forward hooks, a row-wise module found
+  acting along the batch -- e.g. a BatchNorm using batch statistics): it may only come *before* a
+  perturbed layer (the prefix is evaluated once, on the true
   batch, exactly as every candidate would evaluate it); its blocks and those of every layer before
   it are declined.  Opaque layers must be deterministic.
 
@@ -97,8 +103,19 @@ ROWWISE_MODULES: tuple[type[nn.Module], ...] = (
     nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish, nn.Softplus,
     nn.Softsign, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.LogSigmoid, nn.Threshold,
 )
+#: parameter-free pooling and padding: every sample on its own
+_POOLING_MODULES: tuple[type[nn.Module], ...] = (
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
+    nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.ReflectionPad1d, nn.ReflectionPad2d,
+    nn.ReplicationPad1d, nn.ReplicationPad2d)
 #: row-wise only when their ``dim`` is not the batch dimension
 _DIM_MODULES: tuple[type[nn.Module], ...] = (nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.GLU)
+#: affine in their weight and bias (``groups == 1``; grouped convolutions are opaque)
+_CONV_MODULES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+#: row-wise in eval mode with running statistics (their parameters' blocks are declined)
+_BATCHNORM_MODULES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 #: on CPU the perturbed outputs of a chunk are processed in pieces of about this size: buffers that
 #: stay in cache and below glibc's mmap threshold (no page faults per call) -- ~20 % faster per step
 _CPU_SUB_CHUNK_BYTES = 8 * 2**20
@@ -204,20 +221,8 @@ class FastPopulationClosure:
         if self.x.ndim < 2:
             return "x has no batch dimension"
         owned: dict[int, int] = {}
-        self._kinds: list[str] = []
+        self._kinds = [self._static_kind(layer) for layer in self.layers]
         for li, layer in enumerate(self.layers):
-            # exact types: a subclass may override forward (e.g. a quantised Linear)
-            kind = type(layer)
-            if _has_hooks(layer):
-                self._kinds.append("opaque")
-            elif kind in (nn.Linear, nn.LayerNorm):
-                self._kinds.append("affine")
-            elif kind in (nn.Flatten, nn.Unflatten, nn.Dropout) + ROWWISE_MODULES + _DIM_MODULES:
-                self._kinds.append("rowwise" if not any(True for _ in layer.parameters()) else "opaque")
-            elif kind in self._rowwise or getattr(kind, "polystep_rowwise", False) is True:
-                self._kinds.append("rowwise")  # declared: parameters allowed, used as they are
-            else:
-                self._kinds.append("opaque")
             for q in layer.parameters(recurse=True):
                 if id(q) in owned and owned[id(q)] != li:
                     owned[id(q)] = -1  # tied: used by two layers
@@ -230,6 +235,23 @@ class FastPopulationClosure:
             return "no Linear or LayerNorm layer in the stack"
         self._owner = owned
         return None
+
+    def _static_kind(self, layer: nn.Module) -> str:
+        # exact types: a subclass may override forward (e.g. a quantised Linear)
+        kind = type(layer)
+        if _has_hooks(layer):
+            return "opaque"
+        if kind in (nn.Linear, nn.LayerNorm):
+            return "affine"
+        if kind in _CONV_MODULES:
+            return "affine" if layer.groups == 1 else "opaque"
+        if kind in (nn.Flatten, nn.Unflatten, nn.Dropout) + ROWWISE_MODULES + _DIM_MODULES + _POOLING_MODULES:
+            return "rowwise" if not any(True for _ in layer.parameters()) else "opaque"
+        if kind in _BATCHNORM_MODULES:
+            return "rowwise"  # in eval mode with running statistics: checked per forward
+        if kind in self._rowwise or getattr(kind, "polystep_rowwise", False) is True:
+            return "rowwise"  # declared: parameters allowed, used as they are
+        return "opaque"
 
     def _check_dynamic(self, acts: list[Tensor]) -> str | None:
         """Checks of the base forward.  Every layer must keep dimension 0 as the batch and nothing may
@@ -245,7 +267,9 @@ class FastPopulationClosure:
             if isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
                 return f"layer {li} (Dropout) is random in training mode"
             mixes = False
-            if isinstance(layer, nn.Flatten):
+            if type(layer) in _BATCHNORM_MODULES:  # batch statistics in training mode
+                mixes = layer.training or not layer.track_running_stats
+            elif isinstance(layer, nn.Flatten):
                 mixes = (layer.start_dim % a_in.ndim if a_in.ndim else 0) == 0
             elif isinstance(layer, nn.Unflatten):
                 mixes = (layer.dim % a_in.ndim if isinstance(layer.dim, int) else None) in (0, None)
@@ -270,7 +294,13 @@ class FastPopulationClosure:
             with torch.no_grad():
                 for layer in self.layers:
                     acts.append(layer(acts[-1]))
+            before = list(self._kinds)
+            self._kinds = [self._static_kind(layer) for layer in self.layers]
+            self.demoted = {}
             reason = self._check_dynamic(acts)
+            if self._kinds != before:  # e.g. a BatchNorm switched to eval mode: plan again
+                self._plans.clear()
+                self.declined.clear()
             if reason is not None:
                 self.unsupported = reason
                 return None
@@ -325,11 +355,44 @@ class FastPopulationClosure:
         return _Plan(li, tuple(parts)), ""
 
     # ------------------------------------------------------------------------------- fast path
+    @staticmethod
+    def _kronecker_responses(layer: nn.Module, a_in: Tensor, n_rows: int, basis: KroneckerBasis,
+                             coords: slice) -> Tensor:
+        """``U_k`` for Kronecker rows ``B_k = a_i b_j^T`` of a weight ``[d_out, d_in]``: a Linear
+        layer's is ``(x b_j) a_i^T`` (one ``[N, d_in] x [d_in, K]`` matmul and an outer product), a
+        convolution's is ``a_i (x) conv(x, b_j)`` (``K`` single-output-channel filters)."""
+        left, right = basis.factors(coords)
+        left, right = left.to(a_in.dtype), right.to(a_in.dtype)
+        if isinstance(layer, nn.Linear):
+            xb = a_in.reshape(n_rows, layer.in_features) @ right.T  # [N, K]
+            return xb.T[:, :, None] * left[:, None, :]  # [K, N, d_out]
+        filters = right.reshape(-1, *layer.weight.shape[1:])  # [K, C_in, *kernel]
+        resp = layer._conv_forward(a_in, filters, None).transpose(0, 1)  # [K, N, *spatial]
+        return left.reshape(*left.shape, *([1] * (resp.ndim - 2)))[:, None] * resp[:, :, None]
+
+    @staticmethod
+    def _conv_responses(layer: nn.Module, part: _Part, a_in: Tensor, rows: Tensor | None,
+                        idx: Tensor | None, out_shape: tuple[int, ...]) -> Tensor:
+        """``U [K, N, C_out, *spatial]`` of a convolution: ``conv(a, B_k)`` for the weight (all ``K``
+        filters in one convolution with ``K C_out`` output channels), ``B_k`` broadcast over the
+        positions for the bias; an identity block's coordinates become unit rows."""
+        if rows is None:
+            rows = Fn.one_hot(idx.clamp_min(0), part.numel).to(a_in.dtype) * (idx >= 0)[:, None]
+        k, c_out = rows.shape[0], layer.out_channels
+        if part.role == "weight":
+            out = layer._conv_forward(a_in, rows.reshape(k * c_out, *layer.weight.shape[1:]), None)
+            return out.reshape(out.shape[0], k, c_out, *out.shape[2:]).transpose(0, 1)
+        spatial = out_shape[2:]
+        return rows.reshape(k, 1, c_out, *([1] * len(spatial))).expand(k, *out_shape)
+
     def _responses(self, layer: nn.Module, part: _Part, a_in: Tensor, n_rows: int,
-                   n_out: int, rows: Tensor | None, idx: Tensor | None) -> Tensor:
+                   n_out: int, rows: Tensor | None, idx: Tensor | None,
+                   out_shape: tuple[int, ...] = ()) -> Tensor:
         """``U [K, N, n_out]``: the layer output's change per unit of each of the ``K`` coordinates,
         given dense basis rows ``rows [K, numel]`` of this target or, for an identity block,
         the target-local coordinate indices ``idx [K]`` (``-1``: not in this target)."""
+        if isinstance(layer, _CONV_MODULES):
+            return self._conv_responses(layer, part, a_in, rows, idx, out_shape)
         if isinstance(layer, nn.Linear) and part.role == "weight":
             a2 = a_in.reshape(n_rows, layer.in_features)
             if rows is not None:  # U_k = a B_k^T, B_k = rows[k] as [d_out, d_in]
@@ -383,18 +446,17 @@ class FastPopulationClosure:
         batch = base_out.shape[0]
         if isinstance(layer, nn.Linear):
             n_out = layer.out_features
+        elif isinstance(layer, _CONV_MODULES):
+            n_out = base_out[0].numel()  # one sample's [C_out, *spatial]
         else:
             n_out = math.prod(layer.normalized_shape)
         n_rows = base_out.numel() // n_out
         u = None
         for part in plan.parts:
-            if isinstance(block.basis, KroneckerBasis) and isinstance(layer, nn.Linear) \
-                    and part.role == "weight" and part.numel == block.out_numel:
-                # U_k = (a b_j) a_i^T: one [N, d_in] x [d_in, K] matmul and an outer product
-                left, right = block.basis.factors(slice(coord_offset, coord_offset + k))
-                a2 = a_in.reshape(n_rows, layer.in_features)
-                xb = a2 @ right.to(a2.dtype).T  # [N, K]
-                r = xb.T[:, :, None] * left.to(a2.dtype)[:, None, :]  # [K, N, d_out]
+            if isinstance(block.basis, KroneckerBasis) and part.role == "weight" \
+                    and part.numel == block.out_numel and isinstance(layer, (nn.Linear,) + _CONV_MODULES):
+                r = self._kronecker_responses(layer, a_in, n_rows, block.basis,
+                                              slice(coord_offset, coord_offset + k))
                 u = r if u is None else u + r
                 continue
             if block.basis is not None:
@@ -404,7 +466,7 @@ class FastPopulationClosure:
                 coords = torch.arange(coord_offset, coord_offset + k, device=base_out.device)
                 inside = (coords >= part.offset) & (coords < part.offset + part.numel)
                 rows, idx = None, torch.where(inside, coords - part.offset, -1)
-            r = self._responses(layer, part, a_in, n_rows, n_out, rows, idx)
+            r = self._responses(layer, part, a_in, n_rows, n_out, rows, idx, tuple(base_out.shape))
             u = r if u is None else u + r
         # out[i, j] = base_out + sum_k delta_z[i, j, k] U[i, k]     -> [p, m, N * n_out]
         u = u.reshape(p, d_p, n_rows * n_out)

@@ -38,7 +38,9 @@ instead and ``peak_kind`` says so.
 Rows (``Config.rows``: model, rank, basis).  Models: ``"mlp"`` (Linear-ReLU-Linear) and ``"snn"``
 (:func:`polystep.nondiff.spiking_mlp`, the hard-LIF spiking network of Table T1 with the same
 Linear layers and 15 time steps: every candidate's suffix runs the LIF recurrences, so a forward
-evaluation costs ~15x the MLP's; the fast path still shares the prefix).  Bases: ``"qr"`` is the
+evaluation costs ~15x the MLP's; the fast path still shares the prefix) and ``"cnn"`` (the ghosts
+zoo's digits CNN, 8x8 inputs, two Conv2d + MaxPool and a 128-64-10 head, eval mode; its input size
+does not follow ``Config.sizes``).  Bases: ``"qr"`` is the
 paper's dense per-layer
 projection (orthonormal rows from a QR of a dense Gaussian: 1.46 GB and tens of seconds of set-up for
 the first layer at rank 4); ``"kronecker"`` is the structured opt-in basis
@@ -67,6 +69,7 @@ from polystep.evaluation import population_closure
 from polystep.fast_eval import fast_population_closure
 from polystep.optim import PolyStep
 from repro.context import RunContext
+from repro.tasks import zoo
 from repro.tasks.models import mlp
 from polystep.nondiff import spiking_mlp
 
@@ -89,7 +92,7 @@ class Config:
     warmup_steps: int = 1
     timed_steps: int = 2
     chunk_size: int = 1024
-    #: (model, rank, basis) per row: "mlp" | "snn", the hybrid rank, "qr" | "kronecker"
+    #: (model, rank, basis) per row: "mlp" | "snn" | "cnn", the hybrid rank, "qr" | "kronecker"
     rows: tuple[tuple[str, int, str], ...] = (("mlp", 4, "qr"), ("mlp", 4, "kronecker"))
     snn_steps: int = 15
     evaluators: tuple[str, ...] = ("fast", "naive")  # stepping order in a round; both required
@@ -97,13 +100,14 @@ class Config:
 
 CONFIGS = {
     "ci": Config(sizes=(64, 32, 10), timed_steps=1,
-                 rows=(("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("snn", 4, "kronecker"))),
+                 rows=(("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("snn", 4, "kronecker"),
+                       ("cnn", 2, "kronecker"))),
     "cpu": Config(warmup_steps=1, timed_steps=2, rows=(
         ("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("mlp", 8, "qr"), ("mlp", 8, "kronecker"),
-        ("snn", 4, "kronecker"))),
+        ("snn", 4, "kronecker"), ("cnn", 4, "qr"))),
     "paper": Config(warmup_steps=1, timed_steps=3, rows=(
         ("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("mlp", 8, "qr"), ("mlp", 8, "kronecker"),
-        ("snn", 4, "qr"), ("snn", 4, "kronecker"))),
+        ("snn", 4, "qr"), ("snn", 4, "kronecker"), ("cnn", 4, "qr"))),
 }
 
 
@@ -256,11 +260,14 @@ class _Evaluator:
 
 
 def _model(cfg: Config, kind: str, gen: torch.Generator, dev: torch.device):
+    """``(model, input features, classes)``."""
     if kind == "mlp":
-        return mlp(cfg.sizes, gen, device=dev)
+        return mlp(cfg.sizes, gen, device=dev), cfg.sizes[0], cfg.sizes[-1]
     if kind == "snn":
-        return spiking_mlp(cfg.sizes, steps=cfg.snn_steps, generator=gen).to(dev)
-    raise ValueError(f"model must be 'mlp' or 'snn', got {kind!r}")
+        return spiking_mlp(cfg.sizes, steps=cfg.snn_steps, generator=gen).to(dev), cfg.sizes[0], cfg.sizes[-1]
+    if kind == "cnn":  # the ghosts zoo's digits CNN (8x8 images), eval mode
+        return zoo.build("cnn", gen).to(dev).eval(), 64, 10
+    raise ValueError(f"model must be 'mlp', 'snn' or 'cnn', got {kind!r}")
 
 
 def _loss_agreement(opt: PolyStep, closures: dict, gen: torch.Generator) -> dict:
@@ -288,10 +295,10 @@ def _bench(cfg: Config, kind: str, rank: int, basis: str, ctx: RunContext) -> di
     if sorted(cfg.evaluators) != sorted(EVALUATORS):
         raise ValueError(f"evaluators must be an ordering of {sorted(EVALUATORS)}, got {cfg.evaluators}")
     dev = ctx.device
-    model = _model(cfg, kind, ctx.torch_generator("model", rank, device="cpu"), dev)
+    model, n_in, n_classes = _model(cfg, kind, ctx.torch_generator("model", rank, device="cpu"), dev)
     gen = ctx.torch_generator("data", rank)
-    x = torch.randn(cfg.batch_size, cfg.sizes[0], generator=gen, device=dev)
-    y = torch.randint(0, cfg.sizes[-1], (cfg.batch_size,), generator=gen, device=dev)
+    x = torch.randn(cfg.batch_size, n_in, generator=gen, device=dev)
+    y = torch.randint(0, n_classes, (cfg.batch_size,), generator=gen, device=dev)
     # the first torch.optim.Optimizer of a process imports torch._dynamo (~1 s here): not set-up
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     _, setup_peak_kind = _reset_peak(dev)  # this row's set-up peak, not an earlier row's
@@ -421,7 +428,8 @@ def report_section(results: dict, meta: dict) -> str:
               f"included); set-up peak MB: the same high-water mark while the optimizer (its "
               f"subspace) is built. Models: `mlp` Linear-ReLU-Linear; `snn` the hard-LIF spiking "
               f"network of Table T1 (`polystep.nondiff.spiking_mlp`, same Linear layers, "
-              f"{results.get('snn_steps', 15)} time steps)."]
+              f"{results.get('snn_steps', 15)} time steps); `cnn` the digits CNN of "
+              f"`repro.tasks.zoo` (8x8 inputs, 13,706 parameters, whatever the layer sizes above)."]
     return "\n".join(lines)
 
 

@@ -10,10 +10,11 @@ def test_bench_step_ci() -> None:
     stored = runner.run_experiment("bench_step", scale="ci", device="cpu", seed=0)
     rows = stored["results"]["rows"]
     assert [(r["model"], r["rank"], r["basis"]) for r in rows] == [
-        ("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("snn", 4, "kronecker")]
+        ("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("snn", 4, "kronecker"), ("cnn", 2, "kronecker")]
     for row in rows:
-        assert row["evals_per_step"] == 75 * 16  # 64-32-10 MLP, rank 4: D = 594, P = 75, V = 16
-        assert row["subspace_dim"] == 594  # the structured basis keeps the paper's D
+        if row["model"] != "cnn":
+            assert row["evals_per_step"] == 75 * 16  # 64-32-10 MLP, rank 4: D = 594, P = 75, V = 16
+            assert row["subspace_dim"] == 594  # the structured basis keeps the paper's D
         assert set(row["evaluators"]) == {"naive", "fast"}
         for name, e in row["evaluators"].items():
             assert 0 < e["forward_s"] <= e["step_s"], name  # forward time is a part of the step's time
@@ -25,7 +26,7 @@ def test_bench_step_ci() -> None:
         assert row["speedup"] == row["evaluators"]["naive"]["step_s"] / row["evaluators"]["fast"]["step_s"]
         assert row["max_abs_dz"] < 1e-5  # both evaluators take the same step from the same state
         assert row["loss_candidates"] == row["evals_per_step"] and row["loss_agreement"] >= 0.99
-        if row["model"] == "mlp":  # continuous: every candidate's loss agrees
+        if row["model"] != "snn":  # continuous: every candidate's loss agrees
             assert row["loss_agreement"] == 1.0 and row["loss_max_rel_diff"] <= 1e-5
         assert row["setup_peak_mb"] > 0 and row["setup_s"] > 0
     lines = bench_step.summary_lines(stored["results"])

@@ -54,7 +54,20 @@ def _seq_layernorm_2d():  # a 2-D LayerNorm weight: a projected block (dense or 
                          nn.Flatten(), nn.Linear(24, 3)), (5,)
 
 
-MODELS = {"mlp": _seq_mlp, "layernorm_2d": _seq_layernorm_2d, "layernorm": _seq_layernorm, "layernorm_plain": _seq_layernorm_plain,
+def _seq_conv2d():  # Conv2d (weight and bias responses), pooling, Flatten, Linear head
+    return nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(3, 4, 2), nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(),
+                         nn.Linear(16, 3)), (16,)
+
+
+def _seq_conv1d_bn():  # Conv1d, eval-mode BatchNorm without affine parameters, adaptive pooling
+    return nn.Sequential(nn.Unflatten(1, (2, 6)), nn.Conv1d(2, 4, 3, padding=1, padding_mode="reflect"),
+                         nn.BatchNorm1d(4, affine=False), nn.Tanh(), nn.Conv1d(4, 4, 3),
+                         nn.AdaptiveAvgPool1d(2), nn.Flatten(), nn.Linear(8, 3)).eval(), (12,)
+
+
+MODELS = {"mlp": _seq_mlp, "layernorm_2d": _seq_layernorm_2d, "conv2d": _seq_conv2d,
+          "conv1d_bn": _seq_conv1d_bn, "layernorm": _seq_layernorm, "layernorm_plain": _seq_layernorm_plain,
           "layernorm_weight_only": _seq_layernorm_weight_only, "flatten_nested": _seq_flatten_nested,
           "tokens": _seq_tokens, "logsoftmax": _seq_softmax_head}
 
@@ -63,8 +76,11 @@ def _build(kind: str, dtype, seed: int = 0):
     torch.manual_seed(seed)  # test-side initialisation only
     model, in_shape = MODELS[kind]()
     model = model.to(dtype)
-    with torch.no_grad():  # non-trivial LayerNorm parameters
+    with torch.no_grad():  # non-trivial LayerNorm parameters and BatchNorm statistics
         for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
             if isinstance(m, nn.LayerNorm) and m.weight is not None:
                 m.weight.add_(0.3 * torch.randn_like(m.weight))
                 if m.bias is not None:
@@ -243,10 +259,10 @@ def test_single_layer_takes_the_fast_path_for_every_subspace(layer, subspace) ->
 
 
 def test_opaque_layers_decline_their_blocks_and_keep_the_linear_head_fast() -> None:
-    """A Conv1d (no fast path of its own) before a Linear head: the conv's blocks take the exact
-    generic path, the head's the fast one."""
+    """A grouped Conv1d (no fast path of its own) before a Linear head: the conv's blocks take the
+    exact generic path, the head's the fast one."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 3)).double()
+    model = nn.Sequential(nn.Conv1d(2, 4, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3)).double()
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 2, 6, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (5,), generator=g)
@@ -264,9 +280,9 @@ def test_opaque_layers_decline_their_blocks_and_keep_the_linear_head_fast() -> N
 
 
 def test_model_without_affine_layers_is_unsupported() -> None:
-    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.Flatten()).double()
+    model = nn.Sequential(nn.Conv1d(2, 4, 3, groups=2), nn.Flatten()).double()
     x = torch.randn(4, 2, 6, dtype=torch.float64)
-    fast = fast_population_closure(model, TF.mse_loss, x, torch.zeros(4, 12, dtype=torch.float64))
+    fast = fast_population_closure(model, TF.mse_loss, x, torch.zeros(4, 16, dtype=torch.float64))
     assert "no Linear or LayerNorm" in fast.unsupported
 
 
@@ -423,3 +439,73 @@ def test_cuda_matches_cpu(subspace) -> None:
     naive = population_closure(model_c, TF.cross_entropy, x_c, y_c, opt_c.params)
     torch.testing.assert_close(got, _costs(opt_c, naive, X.cuda(), probes.cuda()), rtol=1e-5, atol=1e-6)
     assert cpu.shape == got.shape
+
+
+# ------------------------------------------------------------------------------ convolutions, BN
+def _bn_net(groups: int = 1):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Unflatten(1, (2, 8)), nn.Conv1d(2, 4, 3, groups=groups), nn.BatchNorm1d(4),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(24, 3)).double()
+    with torch.no_grad():
+        model[2].running_mean.normal_()
+        model[2].running_var.uniform_(0.5, 2.0)
+        model[2].weight.add_(0.3 * torch.randn(4, dtype=torch.float64))
+    g = torch.Generator().manual_seed(1)
+    return model, torch.randn(6, 16, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g)
+
+
+def test_batchnorm_eval_is_row_wise_its_parameters_declined() -> None:
+    model, x, y = _bn_net()
+    model.eval()
+    opt = _opt(model, "hybrid", torch.float64)
+    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
+    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
+    X, probes = _random_probes(opt)
+    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
+                               rtol=1e-10, atol=1e-12)
+    assert fast.declined and all("BatchNorm1d" in r for r in fast.declined.values())
+    conv_block = opt.subspace.blocks[0]  # the conv weight: fast through the eval-mode BatchNorm
+    assert (conv_block.start, conv_block.stop) not in fast.declined and fast.stats["fast_calls"] > 0
+
+
+def test_batchnorm_with_batch_statistics_is_opaque() -> None:
+    """Batch statistics mix the rows: the BatchNorm is demoted, the conv before it declined (exact),
+    the head after it fast."""
+    model, x, y = _bn_net()
+    model[2] = nn.BatchNorm1d(4, track_running_stats=False).double()
+    opt = _opt(model, "hybrid", torch.float64)
+    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
+    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
+    X, probes = _random_probes(opt)
+    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
+                               rtol=1e-10, atol=1e-12)
+    assert "batch dimension" in fast.demoted[2]
+    assert any("after the perturbed layer 1" in r for r in fast.declined.values())
+    assert fast.stats["fast_calls"] > 0  # the Linear head
+
+
+def test_switching_batchnorm_to_eval_mode_plans_again() -> None:
+    # (train mode with running statistics cannot be evaluated by the population path under vmap
+    # at all; only the fast closure's classification is checked here)
+    model, x, y = _bn_net()
+    model.train()
+    opt = _opt(model, "hybrid", torch.float64)
+    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
+    conv = opt.subspace.blocks[0]
+    assert fast._activations() is not None and 2 in fast.demoted
+    assert fast._plan(conv) is None
+    model.eval()
+    assert fast._activations() is not None and not fast.demoted
+    assert fast._plan(conv) is not None and not fast.declined
+
+
+def test_grouped_convolution_is_opaque() -> None:
+    model, x, y = _bn_net(groups=2)
+    model.eval()
+    opt = _opt(model, "hybrid", torch.float64)
+    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
+    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
+    X, probes = _random_probes(opt)
+    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
+                               rtol=1e-10, atol=1e-12)
+    assert any("Conv1d" in r for r in fast.declined.values())
