@@ -35,15 +35,15 @@ Supported models: an ``nn.Sequential`` (nested ones are flattened) -- or a singl
 dimension 0 is the batch at every layer.  Each layer is one of three kinds:
 
 * **affine** -- ``nn.Linear``, ``nn.LayerNorm`` (with or without affine parameters) and
-  ``nn.Conv1d/2d/3d`` with ``groups == 1`` (any padding mode): their blocks take the fast path,
+  ``nn.Conv1d/2d/3d`` with ``groups == 1`` (any padding mode), ``nn.BatchNorm1d/2d/3d`` in eval mode
+  with running statistics: their blocks take the fast path,
   provided every layer after them is affine or row-wise (a convolution's weight response
   ``conv(a_l, B_k)`` is one convolution with ``K C_out`` output channels -- ``K`` single-channel
   filters ``b_j`` for Kronecker rows -- its bias response ``B_k`` broadcast over positions);
 * **row-wise** -- acts on every row of dimension 0 on its own: ``nn.Flatten`` / ``nn.Unflatten``
   (not touching dimension 0), ``nn.Identity``, eval-mode ``nn.Dropout``, the activations in
-  :data:`ROWWISE_MODULES`, pooling and padding layers, ``nn.BatchNorm1d/2d/3d`` in eval mode with
-  running statistics (their affine parameters' blocks are declined), softmax-like modules along a
-  non-batch dimension, the non-differentiable
+  :data:`ROWWISE_MODULES`, pooling and padding layers, softmax-like modules along a non-batch
+  dimension, the non-differentiable
   blocks of :mod:`polystep.nondiff` (class attribute ``polystep_rowwise = True``; they may have
   parameters) and the types given as ``rowwise=(MyModule, ...)``.  They may follow a perturbed
   layer (the candidates are folded into their batch); their own parameters' blocks are declined;
@@ -114,7 +114,7 @@ _POOLING_MODULES: tuple[type[nn.Module], ...] = (
 _DIM_MODULES: tuple[type[nn.Module], ...] = (nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.GLU)
 #: affine in their weight and bias (``groups == 1``; grouped convolutions are opaque)
 _CONV_MODULES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-#: row-wise in eval mode with running statistics (their parameters' blocks are declined)
+#: affine in weight and bias in eval mode with running statistics (else batch-mixing: opaque)
 _BATCHNORM_MODULES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 #: on CPU the perturbed outputs of a chunk are processed in pieces of about this size: buffers that
 #: stay in cache and below glibc's mmap threshold (no page faults per call) -- ~20 % faster per step
@@ -248,7 +248,7 @@ class FastPopulationClosure:
         if kind in (nn.Flatten, nn.Unflatten, nn.Dropout) + ROWWISE_MODULES + _DIM_MODULES + _POOLING_MODULES:
             return "rowwise" if not any(True for _ in layer.parameters()) else "opaque"
         if kind in _BATCHNORM_MODULES:
-            return "rowwise"  # in eval mode with running statistics: checked per forward
+            return "affine"  # in eval mode with running statistics (checked per forward)
         if kind in self._rowwise or getattr(kind, "polystep_rowwise", False) is True:
             return "rowwise"  # declared: parameters allowed, used as they are
         return "opaque"
@@ -278,7 +278,7 @@ class FastPopulationClosure:
                 if dim is None:  # torch's implicit softmax dimension
                     dim = 0 if a_in.ndim in (0, 1, 3) else 1
                 mixes = dim % a_in.ndim == 0
-            if mixes and self._kinds[li] == "rowwise":
+            if mixes and self._kinds[li] in ("rowwise", "affine"):
                 self._kinds[li] = "opaque"
                 self.demoted[li] = f"layer {li} ({name}) acts along the batch dimension"
         return None
@@ -385,6 +385,23 @@ class FastPopulationClosure:
         spatial = out_shape[2:]
         return rows.reshape(k, 1, c_out, *([1] * len(spatial))).expand(k, *out_shape)
 
+    @staticmethod
+    def _batchnorm_responses(layer: nn.Module, part: _Part, a_in: Tensor, rows: Tensor | None,
+                             idx: Tensor | None) -> Tensor:
+        """``U [K, N, C, *spatial]`` of an eval-mode BatchNorm ``y = xhat w + b``,
+        ``xhat = (x - mu) / sqrt(var + eps)`` (running statistics): ``xhat B_k`` for the weight,
+        ``B_k`` for the bias, both per channel."""
+        if rows is None:
+            rows = Fn.one_hot(idx.clamp_min(0), part.numel).to(a_in.dtype) * (idx >= 0)[:, None]
+        k, c = rows.shape
+        shape = (1, c) + (1,) * (a_in.ndim - 2)
+        per_channel = rows.reshape(k, *shape)  # [K, 1, C, 1, ...]
+        if part.role == "bias":
+            return per_channel.expand(k, *a_in.shape)
+        xhat = (a_in - layer.running_mean.reshape(shape)) * \
+            torch.rsqrt(layer.running_var.reshape(shape) + layer.eps)
+        return per_channel * xhat[None]
+
     def _responses(self, layer: nn.Module, part: _Part, a_in: Tensor, n_rows: int,
                    n_out: int, rows: Tensor | None, idx: Tensor | None,
                    out_shape: tuple[int, ...] = ()) -> Tensor:
@@ -393,6 +410,8 @@ class FastPopulationClosure:
         the target-local coordinate indices ``idx [K]`` (``-1``: not in this target)."""
         if isinstance(layer, _CONV_MODULES):
             return self._conv_responses(layer, part, a_in, rows, idx, out_shape)
+        if isinstance(layer, _BATCHNORM_MODULES):
+            return self._batchnorm_responses(layer, part, a_in, rows, idx)
         if isinstance(layer, nn.Linear) and part.role == "weight":
             a2 = a_in.reshape(n_rows, layer.in_features)
             if rows is not None:  # U_k = a B_k^T, B_k = rows[k] as [d_out, d_in]
@@ -446,8 +465,8 @@ class FastPopulationClosure:
         batch = base_out.shape[0]
         if isinstance(layer, nn.Linear):
             n_out = layer.out_features
-        elif isinstance(layer, _CONV_MODULES):
-            n_out = base_out[0].numel()  # one sample's [C_out, *spatial]
+        elif isinstance(layer, _CONV_MODULES + _BATCHNORM_MODULES):
+            n_out = base_out[0].numel()  # one sample's [C, *spatial]
         else:
             n_out = math.prod(layer.normalized_shape)
         n_rows = base_out.numel() // n_out

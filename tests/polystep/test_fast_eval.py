@@ -118,6 +118,18 @@ def _costs(opt, closure, X, probes):
     return opt._cost_oracle(closure, X)(probes)
 
 
+def _fast_equals_naive(model, x, y, subspace: str, *, rtol: float, atol: float):
+    """Assert that the fast closure's costs of random probes equal the population closure's
+    (float64 models, cross-entropy); returns ``(optimizer, fast closure)`` for further checks."""
+    opt = _opt(model, subspace, torch.float64)
+    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
+    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
+    X, probes = _random_probes(opt)
+    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
+                               rtol=rtol, atol=atol)
+    return opt, fast
+
+
 # ------------------------------------------------------------------ the hook equals the naive path
 @pytest.mark.parametrize("kind", sorted(MODELS))
 @pytest.mark.parametrize("subspace", ["hybrid", "identity", "kronecker"])
@@ -266,12 +278,7 @@ def test_opaque_layers_decline_their_blocks_and_keep_the_linear_head_fast() -> N
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 2, 6, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (5,), generator=g)
-    opt = _opt(model, "hybrid", torch.float64)
-    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
-    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
-    X, probes = _random_probes(opt)
-    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
-                               rtol=1e-12, atol=1e-12)
+    opt, fast = _fast_equals_naive(model, x, y, "hybrid", rtol=1e-12, atol=1e-12)
     assert fast.unsupported is None
     assert fast.stats["fast_calls"] > 0 and fast.stats["declined_calls"] > 0
     conv_blocks = {(b.start, b.stop) for b in opt.subspace.blocks if b.targets[0].name in ("0", "1")}
@@ -314,12 +321,7 @@ def test_look_alike_layers_are_not_taken_for_supported(make, reason) -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 6, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (5,), generator=g)
-    opt = _opt(model, "hybrid", torch.float64)
-    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
-    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
-    X, probes = _random_probes(opt)
-    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
-                               rtol=1e-12, atol=1e-12)
+    opt, fast = _fast_equals_naive(model, x, y, "hybrid", rtol=1e-12, atol=1e-12)
     assert fast.stats["fast_calls"] > 0 and fast.stats["declined_calls"] > 0
     assert fast.declined and all(reason in r for r in fast.declined.values())
 
@@ -356,12 +358,7 @@ def test_tied_weights_are_declined() -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.randn(6, 4, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (6,), generator=g)
-    opt = _opt(model, "hybrid", torch.float64)
-    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
-    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
-    X, probes = _random_probes(opt)
-    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
-                               rtol=1e-12, atol=1e-12)
+    opt, fast = _fast_equals_naive(model, x, y, "hybrid", rtol=1e-12, atol=1e-12)
     assert any("shared" in reason for reason in fast.declined.values())
     assert fast.stats["fast_calls"] > 0  # the last layer is not tied
 
@@ -454,18 +451,25 @@ def _bn_net(groups: int = 1):
     return model, torch.randn(6, 16, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g)
 
 
-def test_batchnorm_eval_is_row_wise_its_parameters_declined() -> None:
+@pytest.mark.parametrize("subspace", ["hybrid", "identity"])
+def test_batchnorm_in_eval_mode_is_affine(subspace) -> None:
+    """Running statistics: y = xhat w + b, linear in w and b; every block is fast and exact."""
     model, x, y = _bn_net()
     model.eval()
-    opt = _opt(model, "hybrid", torch.float64)
-    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
-    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
-    X, probes = _random_probes(opt)
-    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
-                               rtol=1e-10, atol=1e-12)
-    assert fast.declined and all("BatchNorm1d" in r for r in fast.declined.values())
-    conv_block = opt.subspace.blocks[0]  # the conv weight: fast through the eval-mode BatchNorm
-    assert (conv_block.start, conv_block.stop) not in fast.declined and fast.stats["fast_calls"] > 0
+    opt, fast = _fast_equals_naive(model, x, y, subspace, rtol=1e-10, atol=1e-12)
+    assert not fast.declined and fast.stats["fast_calls"] > 0
+    bn_blocks = [b for b in opt.subspace.blocks if b.targets[0].name in ("2", "3")]
+    assert bn_blocks and all(fast._plan(b) is not None for b in bn_blocks)
+    # 2-D BatchNorm on images, too
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(8, 3)).double().eval()
+    with torch.no_grad():
+        net[2].running_mean.normal_()
+        net[2].weight.add_(0.5)
+    _, fast2 = _fast_equals_naive(net, torch.randn(5, 16, dtype=torch.float64), y[:5], subspace,
+                                  rtol=1e-10, atol=1e-12)
+    assert not fast2.declined
 
 
 def test_batchnorm_with_batch_statistics_is_opaque() -> None:
@@ -473,12 +477,7 @@ def test_batchnorm_with_batch_statistics_is_opaque() -> None:
     the head after it fast."""
     model, x, y = _bn_net()
     model[2] = nn.BatchNorm1d(4, track_running_stats=False).double()
-    opt = _opt(model, "hybrid", torch.float64)
-    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
-    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
-    X, probes = _random_probes(opt)
-    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
-                               rtol=1e-10, atol=1e-12)
+    opt, fast = _fast_equals_naive(model, x, y, "hybrid", rtol=1e-10, atol=1e-12)
     assert "batch dimension" in fast.demoted[2]
     assert any("after the perturbed layer 1" in r for r in fast.declined.values())
     assert fast.stats["fast_calls"] > 0  # the Linear head
@@ -502,10 +501,5 @@ def test_switching_batchnorm_to_eval_mode_plans_again() -> None:
 def test_grouped_convolution_is_opaque() -> None:
     model, x, y = _bn_net(groups=2)
     model.eval()
-    opt = _opt(model, "hybrid", torch.float64)
-    fast = fast_population_closure(model, TF.cross_entropy, x, y, opt.params)
-    naive = population_closure(model, TF.cross_entropy, x, y, opt.params)
-    X, probes = _random_probes(opt)
-    torch.testing.assert_close(_costs(opt, fast, X, probes), _costs(opt, naive, X, probes),
-                               rtol=1e-10, atol=1e-12)
+    opt, fast = _fast_equals_naive(model, x, y, "hybrid", rtol=1e-10, atol=1e-12)
     assert any("Conv1d" in r for r in fast.declined.values())
