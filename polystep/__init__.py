@@ -11,7 +11,8 @@ Modules: :mod:`~polystep.polytopes`, :mod:`~polystep.transport`, :mod:`~polystep
 (the pure step), :mod:`~polystep.schedules`, :mod:`~polystep.subspace`, :mod:`~polystep.optim`
 (``PolyStep`` optimizer), :mod:`~polystep.evaluation` (population closures), :mod:`~polystep.ask_tell`,
 :mod:`~polystep.objectives`, :mod:`~polystep.fast_eval` (fast population closures for layer stacks),
-:mod:`~polystep.nondiff` (the non-differentiable building blocks of the experiments).
+:mod:`~polystep.nondiff` (the non-differentiable building blocks of the experiments),
+:mod:`~polystep.baselines` (OpenAI-ES, SPSA, CMA-ES in the same ask/tell and closure protocols).
 """
 
 from .functional import NonFiniteLossError, PolyStepConfig, PolyStepState, StepInfo
