@@ -47,8 +47,8 @@ dimension 0 is the batch at every layer.  Each layer is one of three kinds:
   blocks of :mod:`polystep.nondiff` (class attribute ``polystep_rowwise = True``; they may have
   parameters) and the types given as ``rowwise=(MyModule, ...)``.  They may follow a perturbed
   layer (the candidates are folded into their batch); their own parameters' blocks are declined;
-* **opaque** -- anything else (convolutions, a ``Linear`` subclass with its own ``forward``, a
-  ``Sequential`` subclass, grouped convolutions, modules with forward hooks, a row-wise module found
+* **opaque** -- anything else (a ``Linear`` subclass with its own ``forward``, a ``Sequential``
+  subclass, grouped convolutions, modules with forward hooks, a row-wise module found
   acting along the batch -- e.g. a BatchNorm using batch statistics): it may only come *before* a
   perturbed layer (the prefix is evaluated once, on the true
   batch, exactly as every candidate would evaluate it); its blocks and those of every layer before
@@ -216,8 +216,9 @@ class FastPopulationClosure:
     # --------------------------------------------------------------------------- model checks
     def _check_static(self) -> str | None:
         """Why the model cannot take the fast path at all (``None``: it can), and each layer's kind:
-        ``"affine"`` (Linear / LayerNorm: its blocks take the fast path), ``"rowwise"`` (may follow
-        a perturbed layer) or ``"opaque"`` (may only precede one; its own blocks are declined)."""
+        ``"affine"`` (Linear, LayerNorm, Conv, BatchNorm: its blocks take the fast path),
+        ``"rowwise"`` (may follow a perturbed layer) or ``"opaque"`` (may only precede one; its own
+        blocks are declined)."""
         if self.x.ndim < 2:
             return "x has no batch dimension"
         owned: dict[int, int] = {}
@@ -232,7 +233,7 @@ class FastPopulationClosure:
         if n_layer_params != len({id(q) for q in self.model.parameters()}):
             return "the model has parameters outside its layer stack"
         if "affine" not in self._kinds:
-            return "no Linear or LayerNorm layer in the stack"
+            return "no affine layer (Linear, LayerNorm, Conv, BatchNorm) in the stack"
         self._owner = owned
         return None
 
