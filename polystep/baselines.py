@@ -29,7 +29,6 @@ spends its forward evaluations through one interface and ``forward_evals`` count
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -219,7 +218,7 @@ class PopulationOptimizer:
     def __init__(self, params: Iterable[Tensor], method: str, *, seed: int = 0, **options):
         if method not in BASELINES:
             raise ValueError(f"method must be one of {tuple(BASELINES)}, got {method!r}")
-        self.params = [p for p in params]
+        self.params = list(params)
         if not self.params:
             raise ValueError("no parameters given")
         if len({p.device for p in self.params}) != 1 or len({p.dtype for p in self.params}) != 1:

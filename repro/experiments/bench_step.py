@@ -67,11 +67,13 @@ import torch.nn.functional as Fn
 
 from polystep.evaluation import population_closure
 from polystep.fast_eval import fast_population_closure
+from polystep.nondiff import spiking_mlp
 from polystep.optim import PolyStep
+from polystep.polytopes import num_vertices
 from repro.context import RunContext
 from repro.tasks import zoo
 from repro.tasks.models import mlp
-from polystep.nondiff import spiking_mlp
+from repro.tasks.training import preload_torch_optim
 
 ID = "bench_step"
 TITLE = ("Benchmark: one PolyStep step on the 784-128-10 MLP, naive vs fast evaluation "
@@ -275,8 +277,6 @@ def _loss_agreement(opt: PolyStep, closures: dict, gen: torch.Generator) -> dict
     coordinate, from the starting state): the fraction within 1e-5 relative and the largest
     relative difference.  Continuous models agree everywhere; a hard threshold (the SNN's spikes)
     may flip where a float32 pre-activation lies within rounding of it -- in either evaluator."""
-    from polystep.polytopes import num_vertices
-
     X = opt.particles()
     m = num_vertices(opt.config.polytope, X.shape[1])
     noise = torch.randn(X.shape[0], m, X.shape[1], generator=gen, device=X.device, dtype=X.dtype)
@@ -299,8 +299,7 @@ def _bench(cfg: Config, kind: str, rank: int, basis: str, ctx: RunContext) -> di
     gen = ctx.torch_generator("data", rank)
     x = torch.randn(cfg.batch_size, n_in, generator=gen, device=dev)
     y = torch.randint(0, n_classes, (cfg.batch_size,), generator=gen, device=dev)
-    # the first torch.optim.Optimizer of a process imports torch._dynamo (~1 s here): not set-up
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    preload_torch_optim()  # the one-time import of torch._dynamo is not set-up time
     _, setup_peak_kind = _reset_peak(dev)  # this row's set-up peak, not an earlier row's
     _sync(dev)
     t0 = time.perf_counter()

@@ -280,7 +280,7 @@ def measure(results: dict) -> dict:
         "detail": f"median over architectures of the first r with test acc retained < "
                   f"{100 * FAILURE_ACC_RETAINED:.0f}% (median curve over seeds): "
                   + ", ".join(f"{PRETTY[a]} {_fmt(s[a]['r_fail_acc'])}" for a in archs)
-                  + f"; 50% points: " + ", ".join(f"{PRETTY[a]} {_fmt(s[a]['r_half'])}" for a in archs)
+                  + "; 50% points: " + ", ".join(f"{PRETTY[a]} {_fmt(s[a]['r_half'])}" for a in archs)
                   + "; by loss instead, the training loss doubles (ratio >= 2) at r = "
                   + ", ".join(f"{PRETTY[a]} {_fmt(s[a]['r_fail_loss'])}" for a in archs)
                   + f"; {scale_note} (the paper's collapse criterion is unstated)"}

@@ -276,7 +276,7 @@ def measure(results: dict) -> dict:
     out["ghosts.app54_rho_a_below_hessian_scale"] = {
         "value": f"{hit}/{tot}",
         "verdict": "reproduced qualitatively" if hit == tot else "not reproduced",
-        "detail": f"random directions with rho_a < 2/kappa, per stage: "
+        "detail": "random directions with rho_a < 2/kappa, per stage: "
                   + ", ".join(f"{n} {b[0]}/{b[1]}" for n, b in zip(names, below))
                   + f" ({results['n_random']} directions x {n_seeds} seed(s)); gradient direction: "
                   + ", ".join(f"{n} {st[n]['grad_rho_below_hessian'][0]}/{st[n]['grad_rho_below_hessian'][1]}"

@@ -86,7 +86,6 @@ import torch
 import torch.nn.functional as Fn
 from torch import Tensor, nn
 
-from repro.claims import load_claims
 from repro.context import RunContext
 from repro.experiments._ghosts_common import DIVERGED_LOSS, digits_pixels_split, plot_median_iqr
 from theory.radius_controller import RadiusController

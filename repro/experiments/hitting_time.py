@@ -285,7 +285,7 @@ def _measure_all(results: dict) -> dict:
                   f"{max(x['product'] for x in radial):.3f}); outside: "
                   + (", ".join(f"{lab(x)} {x['product']:.3f} (moved within level in {x['moved']:.0%} of idle steps)"
                                for x in off) or "none")
-                  + (f"; p_hat(x0) = 0 but finite tau (the iterate drifts first): "
+                  + ("; p_hat(x0) = 0 but finite tau (the iterate drifts first): "
                      + ", ".join(f"{lab(x)} E[tau] = {x['mean_tau']:.2f}" for x in zero_p) if zero_p else "")
                   + f". E[tau] <= 1/p_lower (cap bound) in "
                   f"{sum(x['bound_ok'] for x in summ if x['stair'] == 'radial')}/"

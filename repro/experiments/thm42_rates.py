@@ -394,10 +394,10 @@ def _measure_all(results: dict) -> dict:
         "detail": f"constant r_s = r_p = r, log-cosh quadratic D = 8, {s['const_steps']} steps. Direct-search "
                   f"regime eps = {e_small:g}: {cells_txt(small)}; plateau ~ r^{small['exponent']:.2f} "
                   f"(value; O(r) needs an exponent in {PLATEAU_EXP}). Main eps = {e_main:g}: {cells_txt(main)}. "
-                  + (f"At the main eps and small r PolyStep is gradient descent with the constant step "
-                     f"r^2/(2 d_p eps) and converges (to rounding: the loss is symmetric about its minimiser, "
-                     f"so the orthoplex step vanishes there) -- the O(r) plateau is a property of the "
-                     f"direct-search regime r ||grad L|| >> eps, not of constant radii as such."
+                  + ("At the main eps and small r PolyStep is gradient descent with the constant step "
+                     "r^2/(2 d_p eps) and converges (to rounding: the loss is symmetric about its minimiser, "
+                     "so the orthoplex step vanishes there) -- the O(r) plateau is a property of the "
+                     "direct-search regime r ||grad L|| >> eps, not of constant radii as such."
                      if conv_main else "")}
     return out
 

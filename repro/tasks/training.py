@@ -24,7 +24,13 @@ from repro.context import RunContext
 from repro.tasks.batches import BatchStream
 from repro.tasks.models import mlp
 
-__all__ = ["load_classification_data", "accuracy", "train_classifier"]
+__all__ = ["load_classification_data", "accuracy", "train_classifier", "preload_torch_optim"]
+
+
+def preload_torch_optim() -> None:
+    """Build and drop a throwaway optimizer: the first ``torch.optim.Optimizer`` of a process
+    imports ``torch._dynamo`` (~1 s here), which must not be timed as an optimizer's set-up."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
 def load_classification_data(dataset: str):
@@ -65,8 +71,7 @@ def train_classifier(method: str, cfg, seed: int, ctx: RunContext, *,
                 device=dev)
     batches = BatchStream(x_tr, y_tr, cfg.batch_size, ctx.torch_generator("batches", seed))
     setup_s = 0.0
-    # the first torch.optim.Optimizer of a process imports torch._dynamo (~1 s): not set-up time
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    preload_torch_optim()
     if method == "PolyStep":
         steps = cfg.steps
         t0 = time.perf_counter()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.experiments import ablation_kronecker_basis as exp
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment(exp.ID, scale="ci", device="cpu", seed=0)
+    return run_at_ci(exp.ID)
 
 
 def test_both_bases_train_the_digits_mlp(stored) -> None:

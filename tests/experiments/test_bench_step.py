@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from repro import runner
 from repro.experiments import bench_step
+from tests.experiments.ci import run_at_ci
 
 
 def test_bench_step_ci() -> None:
-    stored = runner.run_experiment("bench_step", scale="ci", device="cpu", seed=0)
+    stored = run_at_ci("bench_step")
     rows = stored["results"]["rows"]
     assert [(r["model"], r["rank"], r["basis"]) for r in rows] == [
         ("mlp", 4, "qr"), ("mlp", 4, "kronecker"), ("snn", 4, "kronecker"), ("cnn", 2, "kronecker")]

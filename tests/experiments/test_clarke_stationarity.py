@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.claims import VERDICTS, load_claims, verdict
 from repro.experiments import clarke_stationarity as exp
+from tests.experiments.ci import run_at_ci, registry_claim_ids
 
 CLAIM_IDS = ("polystep.clarke_upgrade", "polystep.clarke_vacuous_piecewise_constant",
              "polystep.clarke_block_coordinate")
@@ -19,7 +19,7 @@ CI_CLAIM_IDS = CLAIM_IDS[:2]  # the block claim is cpu scale
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("clarke_stationarity", scale="ci", device="cpu", seed=0, force=True)
+    return run_at_ci("clarke_stationarity", force=True)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,7 @@ def res(stored):
 
 
 def test_claims_are_the_registry_entries() -> None:
-    ids = {cid for cid, c in load_claims().items() if c.experiment == exp.ID}
-    assert set(exp.CLAIMS) == ids == set(CLAIM_IDS)
+    assert set(exp.CLAIMS) == registry_claim_ids(exp.ID) == set(CLAIM_IDS)
 
 
 

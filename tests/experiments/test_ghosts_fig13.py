@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.experiments import ghosts_fig13
 from theory import softmax_radius as sr
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def res():
-    return runner.run_experiment("ghosts_fig13", scale="ci", device="cpu", seed=0)["results"]
+    return run_at_ci("ghosts_fig13")["results"]
 
 
 def test_numbers_at_delta_10(res) -> None:
@@ -31,7 +31,7 @@ def test_numbers_at_delta_10(res) -> None:
 
 
 def test_curves_never_cross_and_the_regimes(res) -> None:
-    h, r, ratio = res["hessian_scale"], res["radius"], res["ratio"]
+    h, ratio = res["hessian_scale"], res["ratio"]
     np.testing.assert_allclose(h, 1 / (1 / (1 + np.exp(-res["delta"])) * (1 / (1 + np.exp(res["delta"])))),
                                rtol=1e-9)
     assert res["min_gap"] > 0 and np.all(ratio > res["ratio_inf"]) and res["ratio_inf"] == pytest.approx(4 / math.pi)

@@ -7,13 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from repro import registry, runner
+from repro import registry
 from repro.claims import VERDICTS
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("ghosts_fig1_fig7", scale="ci", device="cpu", seed=0)
+    return run_at_ci("ghosts_fig1_fig7")
 
 
 def test_all_six_architectures_swept_on_a_grid_through_r1(stored) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.claims import load_claims
 from repro.experiments import ghosts_fig2
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def res():
-    return runner.run_experiment("ghosts_fig2", scale="ci", device="cpu", seed=0)["results"]
+    return run_at_ci("ghosts_fig2")["results"]
 
 
 def test_coefficients_are_the_geometric_series(res) -> None:

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.claims import load_claims
 from repro.experiments import ghosts_fig3
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def res():
-    return runner.run_experiment("ghosts_fig3", scale="ci", device="cpu", seed=0)["results"]
+    return run_at_ci("ghosts_fig3")["results"]
 
 
 def test_sigma_at_pi(res) -> None:

@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.experiments import ghosts_fig4_fig5 as exp
+from tests.experiments.ci import run_at_ci
 
 PI = math.pi
 
 
 @pytest.fixture(scope="module")
 def res():
-    return runner.run_experiment("ghosts_fig4_fig5", scale="ci", device="cpu", seed=0)["results"]
+    return run_at_ci("ghosts_fig4_fig5")["results"]
 
 
 def test_every_zero_lies_outside_the_strip(res) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.experiments import ghosts_fig6
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("ghosts_fig6", scale="ci", device="cpu", seed=0)
+    return run_at_ci("ghosts_fig6")
 
 
 def test_schedule_and_layout(stored) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repro import registry, runner
+from repro import registry
 from repro.claims import VERDICTS
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("ghosts_fig8", scale="ci", device="cpu", seed=0)
+    return run_at_ci("ghosts_fig8")
 
 
 def test_stages_get_more_accurate(stored) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.context import RunContext
 from repro.experiments import ghosts_table1_fig10 as exp
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("ghosts_table1_fig10", scale="ci", device="cpu", seed=0)
+    return run_at_ci("ghosts_table1_fig10")
 
 
 def _cell(stored, method):

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from repro import runner
 from repro.claims import VERDICTS
 from repro.experiments import ghosts_table2_fig11 as exp
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("ghosts_table2_fig11", scale="ci", device="cpu", seed=0)
+    return run_at_ci("ghosts_table2_fig11")
 
 
 def test_layout_and_fixed_learning_rates(stored) -> None:

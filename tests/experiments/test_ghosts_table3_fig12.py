@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from repro import runner
 from repro.claims import VERDICTS
 from repro.experiments import ghosts_table3_fig12 as exp
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("ghosts_table3_fig12", scale="ci", device="cpu", seed=0)
+    return run_at_ci("ghosts_table3_fig12")
 
 
 def test_grid_and_controller_sets_r_to_target(stored) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from repro import runner
 from repro.claims import load_claims
 from repro.experiments import ghosts_theory
+from tests.experiments.ci import run_at_ci
 
 
 def test_every_theory_claim_is_measured_with_its_expected_verdict() -> None:
-    stored = runner.run_experiment("ghosts_theory", scale="ci", device="cpu", seed=0)
+    stored = run_at_ci("ghosts_theory")
     measured = ghosts_theory.measure(stored["results"])
     claims = load_claims()
     assert set(measured) == set(ghosts_theory.CLAIMS) and len(measured) >= 30

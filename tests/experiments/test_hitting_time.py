@@ -11,16 +11,16 @@ import copy
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.claims import VERDICTS, load_claims, verdict
 from repro.experiments import hitting_time as exp
+from tests.experiments.ci import run_at_ci, registry_claim_ids
 
 CLAIM_IDS = ("polystep.hitting_time_geometric", "polystep.hitting_time_trends", "polystep.hitting_time_es_stall")
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("hitting_time", scale="ci", device="cpu", seed=0, force=True)
+    return run_at_ci("hitting_time", force=True)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,7 @@ def res(stored):
 
 
 def test_claims_are_the_registry_entries() -> None:
-    ids = {cid for cid, c in load_claims().items() if c.experiment == exp.ID}
-    assert set(exp.CLAIMS) == ids == set(CLAIM_IDS)
+    assert set(exp.CLAIMS) == registry_claim_ids(exp.ID) == set(CLAIM_IDS)
 
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repro import runner
+from tests.experiments.ci import run_at_ci
 
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("quickstart_digits", scale="ci", device="cpu", seed=0)
+    return run_at_ci("quickstart_digits")
 
 
 def test_polystep_reaches_90_percent_test_accuracy(stored) -> None:
@@ -31,5 +31,5 @@ def test_selection_uses_validation_and_budget_is_counted(stored) -> None:
 
 
 def test_rerun_is_served_from_cache(stored) -> None:
-    again = runner.run_experiment("quickstart_digits", scale="ci", device="cpu", seed=0)
+    again = run_at_ci("quickstart_digits")
     assert again["meta"]["wall_time_s"] == stored["meta"]["wall_time_s"]  # loaded, not recomputed

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.claims import VERDICTS, load_claims, verdict
 from repro.experiments import thm41_one_sided_limit as exp
+from tests.experiments.ci import run_at_ci, registry_claim_ids
 
 CLAIM_IDS = (
     "polystep.thm41_softmax_is_lambda0", "polystep.thm41_rows_equal_a", "polystep.thm41_kl_monotone",
@@ -20,7 +20,7 @@ CLAIM_IDS = (
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("thm41_one_sided_limit", scale="ci", device="cpu", seed=0, force=True)
+    return run_at_ci("thm41_one_sided_limit", force=True)
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,7 @@ def measured(stored):
 
 
 def test_claims_are_the_registry_entries() -> None:
-    claims = load_claims()
-    ids = {cid for cid, c in claims.items() if c.experiment == exp.ID}
-    assert set(exp.CLAIMS) == ids == set(CLAIM_IDS)
+    assert set(exp.CLAIMS) == registry_claim_ids(exp.ID) == set(CLAIM_IDS)
     assert exp.CONFIGS["paper"] == exp.CONFIGS["cpu"]  # pure math: no larger paper scale
 
 

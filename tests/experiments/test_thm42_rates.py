@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from repro import runner
 from repro.claims import VERDICTS, load_claims, verdict
 from repro.experiments import thm42_rates as exp
+from tests.experiments.ci import run_at_ci, registry_claim_ids
 
 CLAIM_IDS = ("polystep.thm42_rate_smooth", "polystep.thm42_rate_envelope", "polystep.thm42_rate_nonsmooth",
              "polystep.thm42_jitter_condition", "polystep.thm42_constant_radius_plateau")
@@ -22,7 +22,7 @@ CLAIM_IDS = ("polystep.thm42_rate_smooth", "polystep.thm42_rate_envelope", "poly
 
 @pytest.fixture(scope="module")
 def stored():
-    return runner.run_experiment("thm42_rates", scale="ci", device="cpu", seed=0, force=True)
+    return run_at_ci("thm42_rates", force=True)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,7 @@ def res(stored):
 
 
 def test_claims_are_the_registry_entries() -> None:
-    ids = {cid for cid, c in load_claims().items() if c.experiment == exp.ID}
-    assert set(exp.CLAIMS) == ids == set(CLAIM_IDS)
+    assert set(exp.CLAIMS) == registry_claim_ids(exp.ID) == set(CLAIM_IDS)
 
 
 def test_ci_run_counts_evaluations(stored) -> None:

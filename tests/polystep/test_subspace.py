@@ -158,7 +158,6 @@ def test_max_dim_cap():
     assert sub.dim <= cap
     budget = cap - fixed
     for b_full, b in zip(full.blocks, sub.blocks):
-        name = b.targets[0].name
         if b.basis is None:
             assert b.size == b_full.size  # 1-D tensors keep every coordinate
         else:
