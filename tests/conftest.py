@@ -8,6 +8,16 @@ import os
 import matplotlib
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Property-based tests (hypothesis): derandomized so a run is reproducible and CI never flakes on a
+# newly found example; no deadline (2 shared cores time badly). A developer hunting for new
+# counterexamples runs `pytest --hypothesis-profile=explore`.
+settings.register_profile("default", derandomize=True, deadline=None, max_examples=60,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("explore", deadline=None, max_examples=2000,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.load_profile("default")
 
 matplotlib.use("Agg")
 # One intra-op thread per test process: the suite runs under pytest-xdist with one worker per core,
