@@ -22,6 +22,22 @@ For particles ``X = (x_1, ..., x_P)``, ``x_i in R^d``, one step at iteration ``t
 
        x_i' = sum_v T_iv y_iv / sum_v T_iv  =  x_i + r_s R_i sum_v w_iv u_v,   w_iv = T_iv / a_i.
 
+Numerical safety: no step returns non-finite particles, whatever the dtype.
+
+* ``eps_t`` only enters the plan, which :mod:`polystep.transport` computes in float64 whatever the
+  particles' dtype, so every ``eps > 0`` a Python float holds is usable (``eps = 1e-46`` with float32
+  particles is the ``argmin`` limit, not NaN).
+* The resolved radii ``r_s``, ``r_p`` (after ``* eps_t`` and the jitter) must be non-zero and finite
+  both as float64 numbers and in the particles' dtype; otherwise :meth:`PolyStepConfig.resolve`
+  (called by :func:`propose`, before any cost is evaluated) raises a ``ValueError`` naming the step,
+  the radius, its value and the dtype, e.g. ``step 0: step_radius 1e+39 overflows torch.float32``.
+* Probes, the move ``r_s R_i sum_v w_iv u_v`` and the new particles ``x_i + move`` are checked in the
+  particles' dtype; a non-finite one raises :class:`NonFiniteStepError` (a ``FloatingPointError``)
+  naming the step, before anything is returned (the caller's particles and state are untouched; the
+  generator may have advanced).
+* Costs: the mean over probes is taken in float64 (float32 on mps) and rounded to the particles'
+  dtype; the replacement of non-finite losses is capped at the dtype's largest finite value.
+
 The state is explicit and immutable (``PolyStepState``); randomness comes only from the
 ``torch.Generator`` argument, so a step is bitwise reproducible.  The step is split into
 ``propose`` (steps 1-2) and ``update`` (steps 4-5) so that ask/tell front ends can put the cost
@@ -41,10 +57,11 @@ from . import polytopes, transport
 from .schedules import Schedule, as_schedule
 
 __all__ = ["PolyStepConfig", "PolyStepState", "Proposal", "StepInfo", "NonFiniteLossError",
-           "init", "propose", "update", "step", "sanitize_costs", "RADIUS_MODES"]
+           "NonFiniteStepError", "init", "propose", "update", "step", "sanitize_costs", "RADIUS_MODES"]
 
 RADIUS_MODES = ("times_eps", "absolute")
-#: non-finite costs become max(2 max|finite C| + 1, NONFINITE_FLOOR) (digest section 2.6)
+#: non-finite costs become min(max(2 max|finite C| + 1, NONFINITE_FLOOR), largest finite value of
+#: the dtype) (digest section 2.6)
 NONFINITE_FLOOR = 1e6
 
 
@@ -52,11 +69,34 @@ class NonFiniteLossError(FloatingPointError):
     """Every candidate of at least one particle had a non-finite loss: no move can be made."""
 
 
+class NonFiniteStepError(FloatingPointError):
+    """A step would produce non-finite probes, weights, move or particles in the particles' dtype.
+
+    Raised before the step returns, so the caller's particles and state are left as they were.
+    """
+
+
 def _check_positive(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
             or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def _check_radius(name: str, value: float, t: int, dtype: torch.dtype, how: str = "") -> float:
+    """Return the resolved radius ``value`` if it is non-zero and finite in ``dtype``, else raise
+    ``ValueError`` naming the step ``t``, the radius, its value (``how`` says how it was formed) and
+    the dtype."""
+    rounded = value if dtype == torch.float64 else torch.tensor(value, dtype=torch.float64).to(dtype).item()
+    if math.isfinite(rounded) and rounded > 0.0:
+        return value
+    info = torch.finfo(dtype)
+    if rounded == 0.0:  # also a product eps_t * radius that underflowed to 0.0 in float64
+        what = f"underflows to 0 in {dtype} (smallest positive value {info.tiny * info.eps:.4g})"
+    else:
+        what = f"overflows {dtype} (largest finite value {info.max:.4g})"
+    raise ValueError(f"step {t}: {name} {value!r}{how} {what}; choose a radius (or eps) that the "
+                     "dtype can hold")
 
 
 @dataclass(frozen=True)
@@ -112,13 +152,31 @@ class PolyStepConfig:
             raise ValueError(f"sinkhorn_max_iter must be an integer >= 1, got {self.sinkhorn_max_iter!r}")
         _check_positive("sinkhorn_tol", self.sinkhorn_tol)
 
-    def resolve(self, t: int) -> tuple[float, float, float]:
-        """``(eps_t, r_s, r_p)`` at iteration ``t`` before jitter (step 1 of the module docstring)."""
+    def resolve(self, t: int, dtype: torch.dtype | None = None) -> tuple[float, float, float]:
+        """``(eps_t, r_s, r_p)`` at iteration ``t`` before jitter (step 1 of the module docstring).
+
+        ``r_s = step_radius(t) [* eps_t]``, ``r_p = probe_radius(t) [* eps_t]`` (the factor in
+        ``times_eps`` mode). Each value is checked to be a finite number ``> 0``; the radii must
+        also stay non-zero and finite after the product (float64) and, when ``dtype`` is given
+        (the particles' dtype), after rounding to ``dtype``.
+
+        Raises:
+            ValueError: ``"eps(t) must be a finite number > 0, got ..."`` (and likewise for the
+                radii) for a bad schedule value; ``"step t: step_radius <value> ... overflows
+                <dtype> ..."`` / ``"... underflows to 0 in <dtype> ..."`` for a radius the dtype
+                cannot hold.
+        """
         eps_t = _check_positive("eps(t)", float(as_schedule(self.eps)(t)))
         r_s = _check_positive("step_radius(t)", float(as_schedule(self.step_radius)(t)))
         r_p = _check_positive("probe_radius(t)", float(as_schedule(self.probe_radius)(t)))
+        how_s = how_p = ""
         if self.radius_mode == "times_eps":
+            how_s = f" (= step_radius(t) * eps(t) = {r_s!r} * {eps_t!r}, radius_mode='times_eps')"
+            how_p = f" (= probe_radius(t) * eps(t) = {r_p!r} * {eps_t!r}, radius_mode='times_eps')"
             r_s, r_p = r_s * eps_t, r_p * eps_t
+        for dt in (torch.float64,) if dtype is None or dtype == torch.float64 else (torch.float64, dtype):
+            _check_radius("step_radius", r_s, t, dt, how_s)
+            _check_radius("probe_radius", r_p, t, dt, how_p)
         return eps_t, r_s, r_p
 
     @property
@@ -200,22 +258,32 @@ def propose(particles: Tensor, state: PolyStepState, config: PolyStepConfig,
     """Steps 1-2: resolve ``eps_t, r_s, r_p``, draw rotations (and jitter), build the probes."""
     _check_particles(particles)
     n, d = particles.shape
-    eps_t, r_s, r_p = config.resolve(state.t)
+    eps_t, r_s, r_p = config.resolve(state.t, particles.dtype)
     template = polytopes.vertices(config.polytope, d, dtype=particles.dtype, device=particles.device)
     rotations = polytopes.random_rotations(n, d, generator, dtype=particles.dtype,
                                            device=particles.device)
     if config.probe_jitter > 0:
         u = torch.rand((), generator=generator, dtype=torch.float64, device=generator.device).item()
-        r_p = r_p * (1.0 + config.probe_jitter * (2.0 * u - 1.0))
+        factor = 1.0 + config.probe_jitter * (2.0 * u - 1.0)
+        r_p = _check_radius("probe_radius", r_p * factor, state.t, particles.dtype,
+                            f" (= {r_p!r} * jitter factor {factor!r})")
     directions = torch.einsum("pij,vj->pvi", rotations, template)  # R_i u_v
     scales = torch.tensor(config.probe_scales, dtype=particles.dtype, device=particles.device)
     offsets = (r_p * scales)[None, None, :, None] * directions[:, :, None, :]  # [P, V, K, d]
     probes = (particles[:, None, None, :] + offsets).reshape(n, -1, d)
+    if not bool(torch.isfinite(probes).all()):
+        raise NonFiniteStepError(
+            f"step {state.t}: the probes x_i + s_k r_p R_i u_v overflow {particles.dtype} "
+            f"(probe_radius r_p = {r_p!r}, max |x| = {particles.abs().max().item():.4g}); no cost was "
+            "evaluated and the particles were not moved")
     return Proposal(directions, probes, eps_t, r_s, r_p)
 
 
 def sanitize_costs(costs: Tensor, *, t: int | None = None) -> tuple[Tensor, int]:
-    """Replace NaN/inf by ``max(2 max|finite C| + 1, 1e6)`` (digest section 2.6).
+    """Replace NaN/inf by ``min(max(2 max|finite C| + 1, 1e6), M)`` (digest section 2.6).
+
+    ``M`` is the largest finite value of ``costs``' dtype (``3.4e38`` in float32), so the fill is
+    finite and still at least every finite cost.
 
     Raises:
         NonFiniteLossError: if every candidate of some particle (row) is non-finite.
@@ -232,7 +300,7 @@ def sanitize_costs(costs: Tensor, *, t: int | None = None) -> tuple[Tensor, int]
             f"every candidate loss of particle(s) {rows[:10]}{'...' if len(rows) > 10 else ''} is "
             f"non-finite{where}: the loss oracle returned NaN/inf for all {costs.shape[1]} probes")
     biggest = costs[finite].abs().max()
-    fill = torch.clamp(2 * biggest + 1, min=NONFINITE_FLOOR)
+    fill = torch.clamp(torch.clamp(2 * biggest + 1, min=NONFINITE_FLOOR), max=torch.finfo(costs.dtype).max)
     return torch.where(finite, costs, fill), n_bad
 
 
@@ -240,32 +308,57 @@ def update(particles: Tensor, proposal: Proposal, probe_costs: Tensor, state: Po
            config: PolyStepConfig) -> tuple[Tensor, PolyStepState, StepInfo]:
     """Steps 4-5: costs of the probes -> plan -> barycentric move (Eq. 7).
 
+    ``C_iv = (1/K) sum_k L(p_ivk)`` (averaged in float64, then rounded to the particles' dtype;
+    losses that are NaN/inf -- or too large for that dtype -- are replaced by
+    :func:`sanitize_costs`), ``w_iv = T_iv / sum_u T_iu`` and ``x_i' = x_i + r_s R_i sum_v w_iv u_v``.
+
     Args:
         particles: ``[P, d]``, as given to :func:`propose`.
         proposal: the :class:`Proposal` of this step.
         probe_costs: losses of ``proposal.probes``, ``[P, V * K]`` (any float dtype, any device).
         state, config: as for :func:`propose`.
+
+    Raises:
+        NonFiniteLossError: if every probe of some particle has a non-finite loss.
+        NonFiniteStepError: if the weights, the move or the new particles are not finite in the
+            particles' dtype (e.g. ``|x| + r_s`` beyond ``3.4e38`` in float32); raised before
+            anything is returned, so the caller's particles and state are untouched.
     """
     n, d = particles.shape
     v = proposal.directions.shape[1]
     k = config.num_probes
     if probe_costs.shape != (n, v * k):
         raise ValueError(f"probe_costs must have shape {(n, v * k)} = [P, V*K], got {tuple(probe_costs.shape)}")
+    work = transport._work_dtype(particles.device)
     raw = probe_costs.detach().to(device=particles.device, dtype=particles.dtype)
     raw, n_bad = sanitize_costs(raw, t=state.t)
-    costs = raw.reshape(n, v, k).mean(dim=2)  # C_iv = (1/K) sum_k L(p_ivk)
+    # C_iv = (1/K) sum_k L(p_ivk), summed in the work dtype: a float32 sum of K costs near 3e38 overflows
+    costs = raw.reshape(n, v, k).to(work).mean(dim=2).to(particles.dtype)
     iterative = config.solver in ("sinkhorn", "kl_relaxed")
     options = {"max_iter": config.sinkhorn_max_iter, "tol": config.sinkhorn_tol} if iterative else {}
     lam = config.lam if config.solver == "kl_relaxed" else None
     plan = transport.transport_plan(config.solver, costs, proposal.eps, lam=lam, **options)
     weights = plan / plan.sum(dim=1, keepdim=True)
+    where = f"step {state.t}: "
+    keep = "; the particles were not moved"
+    if not bool(torch.isfinite(weights).all()):
+        raise NonFiniteStepError(f"{where}the transport weights w_iv are not finite (solver "
+                                 f"{config.solver!r}, eps {proposal.eps!r}){keep}")
     move = proposal.step_radius * torch.einsum("pv,pvd->pd", weights, proposal.directions)
+    displacement = move.to(work).norm(dim=1).to(particles.dtype)  # a float32 norm overflows from 1.8e19
+    if not (bool(torch.isfinite(move).all()) and bool(torch.isfinite(displacement).all())):
+        raise NonFiniteStepError(f"{where}the move r_s R_i sum_v w_iv u_v overflows {particles.dtype} "
+                                 f"(step_radius r_s = {proposal.step_radius!r}){keep}")
     new_particles = particles + move
+    if not bool(torch.isfinite(new_particles).all()):
+        raise NonFiniteStepError(
+            f"{where}the new particles x_i + r_s R_i sum_v w_iv u_v overflow {particles.dtype} "
+            f"(max |x| = {particles.abs().max().item():.4g}, step_radius r_s = {proposal.step_radius!r}){keep}")
     entropy = float(-(weights * torch.log(weights.clamp_min(torch.finfo(weights.dtype).tiny))).sum(1).mean())
     evals = n * v * k
     info = StepInfo(t=state.t, eps=proposal.eps, step_radius=proposal.step_radius,
                     probe_radius=proposal.probe_radius, costs=costs, weights=weights,
-                    entropy=entropy, displacement=move.norm(dim=1), forward_evals=evals,
+                    entropy=entropy, displacement=displacement, forward_evals=evals,
                     n_nonfinite=n_bad)
     return new_particles, replace(state, t=state.t + 1, forward_evals=state.forward_evals + evals), info
 

@@ -23,9 +23,19 @@ solver         plan
 Numerics: all iterative solvers run in the log domain (``torch.logsumexp``) on the row-shifted
 cost ``C_iv - min_u C_iu``; since the row marginal is a hard constraint in every problem above,
 the shift changes the objective by the constant ``sum_i a_i min_u C_iu`` and leaves the plan
-unchanged (the returned dual ``f`` is shifted back). Plans are computed in ``C``'s dtype and on
-``C``'s device; marginals given as other tensors/arrays are converted to ``C``'s dtype and device.
-Non-finite costs are rejected: sanitising them (digest section 2.6) is the caller's job.
+unchanged (the returned dual ``f`` is shifted back). Non-finite costs are rejected: sanitising them
+(digest section 2.6) is the caller's job.
+
+Dtypes: every plan is *computed* in float64 (the work dtype; float32 on Apple ``mps`` devices, which
+have no float64) and *returned* in ``C``'s dtype on ``C``'s device. Plans are tiny (``[P, V]``), so
+this costs nothing measurable, and it removes the under/overflow of ``C/eps`` for every ``eps``
+a Python float can hold: in float32 ``eps = 1e-46`` rounds to 0 and ``C/eps`` is NaN, a cost
+range ``max C - min C`` above ``3.4e38`` overflows, and ``lam * (...)`` overflows for ``lam > 3.4e38``.
+Marginals are validated in ``C``'s dtype (the sum tolerance is that dtype's) and then converted
+to the work dtype. With a float32 work dtype (``mps``) an ``eps`` that rounds to 0 or inf there is
+a ``ValueError`` naming ``eps``, its value and the dtype. Every returned plan is finite, non-negative
+and has rows summing to ``a`` (to the rounding of the returned dtype); :func:`barycentric` is finite
+too or raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -66,8 +76,30 @@ class ConvergenceWarning(UserWarning):
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_eps(eps: Any) -> float:
-    """Return ``eps`` as a finite float ``> 0`` or raise ``ValueError`` naming ``eps``."""
+def _work_dtype(device: torch.device) -> torch.dtype:
+    """The dtype plans are computed in: float64, or float32 on ``mps`` (which has no float64)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _check_representable(name: str, value: float, dtype: torch.dtype) -> float:
+    """Raise ``ValueError`` if the positive finite ``value`` becomes 0 or inf in ``dtype``."""
+    if dtype == torch.float64:
+        return value  # a Python float is a float64
+    rounded = torch.tensor(value, dtype=torch.float64).to(dtype).item()
+    if rounded == 0.0 or not math.isfinite(rounded):
+        what = "underflows to 0" if rounded == 0.0 else "overflows to inf"
+        info = torch.finfo(dtype)
+        raise ValueError(
+            f"{name} = {value!r} {what} in {dtype}, the dtype the plan is computed in (its positive "
+            f"finite range is [{info.smallest_normal:.3g} (normal), {info.max:.4g}]); choose a "
+            f"representable {name}"
+        )
+    return value
+
+
+def _check_eps(eps: Any, dtype: torch.dtype = torch.float64) -> float:
+    """Return ``eps`` as a finite float ``> 0`` (non-zero and finite in ``dtype``), else raise
+    ``ValueError`` naming ``eps``."""
     if isinstance(eps, Tensor):
         if eps.numel() != 1:
             raise ValueError(f"eps must be > 0 and finite (a scalar), got a tensor of shape {tuple(eps.shape)}")
@@ -77,7 +109,7 @@ def _check_eps(eps: Any) -> float:
     out = float(eps)
     if not (math.isfinite(out) and out > 0.0):
         raise ValueError(f"eps must be > 0 and finite, got {out!r}")
-    return out
+    return _check_representable("eps", out, dtype)
 
 
 def _check_lam(lam: Any) -> float:
@@ -129,11 +161,16 @@ def _check_cost(C: Any) -> Tensor:
     return C
 
 
-def _check_marginal(name: str, x: Any, C: Tensor, axis: int) -> Tensor:
-    """Validate/convert marginal ``name`` for axis ``axis`` of ``C`` (default: uniform)."""
+def _check_marginal(name: str, x: Any, C: Tensor, axis: int, work: torch.dtype | None = None) -> Tensor:
+    """Validate marginal ``name`` for axis ``axis`` of ``C`` (default: uniform ``1/n``).
+
+    The checks (shape, finite, non-negative, sum 1 within ``max(1e-6, 4 n eps(C.dtype))``) are made
+    in ``C``'s dtype; the result is returned in ``work`` (default ``C``'s dtype).
+    """
     n = C.shape[axis]
+    work = C.dtype if work is None else work
     if x is None:
-        return torch.full((n,), 1.0 / n, dtype=C.dtype, device=C.device)
+        return torch.full((n,), 1.0 / n, dtype=work, device=C.device)
     x = torch.as_tensor(x, dtype=C.dtype, device=C.device)
     if tuple(x.shape) != (n,):
         raise ValueError(
@@ -147,7 +184,7 @@ def _check_marginal(name: str, x: Any, C: Tensor, axis: int) -> Tensor:
     tol = max(MARGINAL_SUM_TOL, 4 * n * torch.finfo(x.dtype).eps)
     if abs(total - 1.0) > tol:
         raise ValueError(f"{name} must sum to 1 (within {tol:.1e}), got sum({name}) = {total!r}")
-    return x
+    return x.to(work)
 
 
 def _row_shift(C: Tensor) -> tuple[Tensor, Tensor]:
@@ -182,9 +219,11 @@ def softmax_plan(C: Tensor, eps: float, a: Tensor | None = None) -> Tensor:
 
     ``T_iv = a_i exp(-C_iv/eps) / sum_u exp(-C_iu/eps)``
 
-    Computed as ``a_i softmax_v(-(C_iv - min_u C_iu)/eps)``, which is exact for any ``eps > 0``
-    (the row minimum maps to ``exp(0) = 1``; very large shifted costs underflow to 0, never NaN).
-    Rows sum to ``a``; the column marginal is free. This is the closed-form minimiser of
+    Computed as ``a_i softmax_v(-(C_iv - min_u C_iu)/eps)`` in the work dtype (float64; module
+    docstring), which is exact for any ``eps > 0`` a Python float holds, whatever ``C``'s dtype:
+    the row minimum maps to ``exp(0) = 1``, very large shifted costs (also ``+inf`` when the row's
+    range ``max C - min C`` overflows float64) underflow to 0, so the plan is never NaN. Rows sum to
+    ``a``; the column marginal is free. This is the closed-form minimiser of
     ``<C,T> + eps sum T (log T - 1)`` subject to ``T 1 = a`` only.
 
     Args:
@@ -193,16 +232,17 @@ def softmax_plan(C: Tensor, eps: float, a: Tensor | None = None) -> Tensor:
         a: Row marginal ``[P]`` (non-negative, sums to 1); default uniform ``1/P``.
 
     Returns:
-        Plan ``[P, V]`` in ``C``'s dtype and device.
+        Plan ``[P, V]`` in ``C``'s dtype and device (finite, non-negative, rows summing to ``a``).
 
     Raises:
         ValueError: On a bad ``C``, ``eps`` or ``a``.
     """
     C = _check_cost(C)
-    eps = _check_eps(eps)
-    a = _check_marginal("a", a, C, 0)
-    shifted, _ = _row_shift(C)
-    return a.unsqueeze(1) * _row_softmax(-shifted / eps)
+    work = _work_dtype(C.device)
+    eps = _check_eps(eps, work)
+    a = _check_marginal("a", a, C, 0, work)
+    shifted, _ = _row_shift(C.to(work))
+    return (a.unsqueeze(1) * _row_softmax(-shifted / eps)).to(C.dtype)
 
 
 def argmin_plan(C: Tensor, a: Tensor | None = None) -> Tensor:
@@ -245,58 +285,84 @@ def _scaling_iterations(
 ) -> tuple[Tensor, dict[str, Any]]:
     """Shared log-domain loop of :func:`sinkhorn_plan` (``lam = inf``) and :func:`kl_relaxed_plan`.
 
-    With ``alpha = lam / (lam + eps)`` (``alpha = 1`` for ``lam = inf``), starting from ``g = 0``::
+    ``a`` and ``b`` are in the work dtype; ``C`` in the caller's dtype (the plan and the duals are
+    returned in it). The loop runs on dimensionless quantities only -- ``K_ij = -(C_ij - min_v C_iv)/eps``
+    and the scaled duals ``u = f/eps``, ``v = g/eps`` -- so that no ``eps * (...)`` can overflow
+    inside it (``eps`` near the float64 maximum) and ``lam`` enters only through
+    ``alpha = lam/(lam + eps) = 1/(1 + eps/lam)`` and ``beta = eps/(lam + eps) = 1/(1 + lam/eps)``,
+    both in ``[0, 1]`` (``alpha = 1``, ``beta = 0`` for ``lam = inf``). Starting from ``v = 0``::
 
-        f_i <- eps (log a_i - LSE_j((g_j - C_ij)/eps))                 (rows now sum to a exactly)
-        s_j  = LSE_i((f_i - C_ij)/eps),   q_j = exp(g_j/eps + s_j)       (column marginal of the plan)
-        g_j <- alpha eps (log b_j - s_j)
+        u_i <- log a_i - LSE_j(K_ij + v_j)                            (rows now sum to a exactly)
+        s_j  = LSE_i(K_ij + u_i),   q_j = exp(v_j + s_j)               (column marginal of the plan)
+        v_j <- alpha (log b_j - s_j)                                   (v_j = -inf where b_j = 0)
 
+    which is ``f_i <- eps (log a_i - LSE_j((g_j - C_ij)/eps))``, ``g_j <- alpha eps (log b_j - s_j)``.
     Stationarity of the objective in ``T_ij = exp((f_i + g_j - C_ij)/eps)`` requires
-    ``g_j = -lam log(q_j / b_j)``, i.e. ``q = q*`` with ``q*_j = b_j exp(-g_j/lam)``. The stopping
-    residual is ``err = ||q - q*/sum(q*)||_inf`` evaluated after the ``f`` update (so rows are
-    exact); for ``lam = inf`` this is the usual ``||T^T 1 - b||_inf``. Normalising ``q*`` makes
-    ``err`` invariant to the constant ("gauge") component of ``g``, which does not affect the plan
-    but contracts only like ``alpha^k``; the returned duals are re-gauged so that they satisfy the
-    fixed-point equations.
+    ``g_j = -lam log(q_j / b_j)``, i.e. ``q = q*`` with ``q*_j = b_j exp(-g_j/lam)`` and
+    ``g_j/lam = beta (log b_j - s_j)`` (the ``s`` of the last ``v`` update). The stopping residual is
+    ``err = ||q - q*/sum(q*)||_inf`` evaluated after the ``u`` update (so rows are exact); for
+    ``lam = inf`` this is the usual ``||T^T 1 - b||_inf``. Normalising ``q*`` makes ``err`` invariant
+    to the constant ("gauge") component of ``g``, which does not affect the plan but contracts only
+    like ``alpha^k``. The plan is ``T = a_i softmax_j(K_ij + v_j)`` (equal to
+    ``exp(u_i + v_j + K_ij)`` with ``u`` from its last update, and exact in its rows to rounding);
+    the returned duals (in cost units, shifted back by ``min_v C_iv``) are re-gauged so that they
+    satisfy the fixed-point equations -- the gauge constant ``c = lam LSE_j(log b_j - g_j/lam)``
+    carries ``lam`` times the rounding of ``sum b``, so it is applied to the duals only, never to
+    the plan.
+
+    ``K`` is floored at ``-M/16`` (``M`` the work dtype's largest finite value, so that sums of
+    ``K``, ``u`` and ``v`` stay finite): an entry of ``-inf`` (``C/eps`` beyond the float range,
+    e.g. ``eps = 1e-320`` or a cost range above ``M``) would otherwise meet ``v_j = +inf`` in a
+    column that must still carry mass ``b_j`` and give ``-inf + inf = NaN``. The floor touches only
+    entries whose kernel ``exp(K_ij)`` is 0 in every float type; with it such a column is served by
+    a huge finite ``v_j`` instead (the plan's rows still sum to ``a``; the columns are as good as
+    the rounding of ``K + v`` at that scale allows). Duals in cost units are ``eps`` times the
+    scaled ones and may overflow for extreme ``eps``/``lam``; the plan never does.
     """
-    shifted, r = _row_shift(C)
+    work = a.dtype
+    shifted, r = _row_shift(C.to(work))
+    neg_c = (-shifted / eps).clamp_min(-torch.finfo(work).max / 16)  # K, [P, V]
     log_a = _safe_log(a)
     log_b = _safe_log(b)
-    alpha = 1.0 if math.isinf(lam) else lam / (lam + eps)
+    has_b = b > 0
+    if math.isinf(lam):
+        alpha, beta = 1.0, 0.0
+    else:
+        alpha, beta = 1.0 / (1.0 + eps / lam), 1.0 / (1.0 + lam / eps)
     tol_eff = max(tol, 16.0 * torch.finfo(C.dtype).eps)
-    neg_c = -shifted / eps  # [P, V]
-    g = torch.zeros(C.shape[1], dtype=C.dtype, device=C.device)
-    f = torch.zeros(C.shape[0], dtype=C.dtype, device=C.device)
+    v = torch.zeros(C.shape[1], dtype=work, device=C.device)
+    w = torch.zeros_like(v)  # log b - s of the last v update (v = alpha w, g/lam = beta w)
+    u = torch.zeros(C.shape[0], dtype=work, device=C.device)
     err = math.inf
     converged = False
     n_iter = 0
     for it in range(1, max_iter + 1):
         n_iter = it
-        f = eps * (log_a - torch.logsumexp(neg_c + g.unsqueeze(0) / eps, dim=1))
-        s = torch.logsumexp(neg_c + f.unsqueeze(1) / eps, dim=0)
+        u = log_a - torch.logsumexp(neg_c + v.unsqueeze(0), dim=1)
+        s = torch.logsumexp(neg_c + u.unsqueeze(1), dim=0)
         if it % check_every == 0 or it == max_iter:
-            q = torch.exp(g / eps + s)
+            q = torch.exp(v + s)
             if math.isinf(lam):
                 q_star = b
             else:
-                q_star = torch.softmax(torch.where(b > 0, log_b - g / lam, -math.inf), dim=0)
+                q_star = torch.softmax(torch.where(has_b, log_b - beta * w, -math.inf), dim=0)
             err = (q - q_star).abs().max().item()
             if err < tol_eff:
                 converged = True
                 break
             if it == max_iter:
                 break
-        g = alpha * eps * (log_b - s)
+        w = torch.where(has_b, log_b - s, 0.0)
+        v = torch.where(has_b, alpha * w, -math.inf)
 
+    plan = a.unsqueeze(1) * _row_softmax(neg_c + v.unsqueeze(0))
+    f = eps * u
+    g = eps * v
     if not math.isinf(lam):
         # Fix the gauge: choose c with sum_j b_j exp(-(g_j + c)/lam) = 1, then g += c, f -= c.
-        c = lam * torch.logsumexp(torch.where(b > 0, log_b - g / lam, -math.inf), dim=0)
+        c = lam * torch.logsumexp(torch.where(has_b, log_b - beta * w, -math.inf), dim=0)
         g = g + c
         f = f - c
-    # T_ij = exp((f_i + g_j - C_ij)/eps) with f from its last update equals a_i softmax_j((g_j - C_ij)/eps);
-    # the softmax form keeps the rows exact to rounding even when f + g - C cancels badly (tiny eps,
-    # float32).
-    plan = a.unsqueeze(1) * _row_softmax((g.unsqueeze(0) - shifted) / eps)
     if not converged:
         warnings.warn(
             f"{solver_name} did not converge: marginal residual {err:.3e} >= tol {tol_eff:.1e} "
@@ -310,10 +376,10 @@ def _scaling_iterations(
         "err": err,
         "converged": converged,
         "tol": tol_eff,
-        "f": f + r,  # duals of the unshifted problem: f_i + g_j - C_ij is shift-invariant
-        "g": g,
+        "f": (f + r).to(C.dtype),  # duals of the unshifted problem: f_i + g_j - C_ij is shift-invariant
+        "g": g.to(C.dtype),
     }
-    return plan, info
+    return plan.to(C.dtype), info
 
 
 def sinkhorn_plan(
@@ -348,7 +414,8 @@ def sinkhorn_plan(
         b: Column marginal ``[V]``; default uniform.
         max_iter: Maximum number of ``(f, g)`` sweeps ``>= 1``.
         tol: Stopping tolerance on the column-marginal residual; floored at 16 machine epsilons
-            of ``C``'s dtype (e.g. ``1.9e-6`` in float32), the finest residual it can resolve.
+            of ``C``'s dtype (e.g. ``1.9e-6`` in float32), the finest residual a plan returned in
+            that dtype can show (the iterations themselves run in float64).
         check_every: Evaluate the residual every this many iterations ``>= 1``.
         log: If true also return a dict ``{"n_iter", "err", "converged", "tol", "f", "g"}``
             (``tol`` is the effective tolerance, ``f``/``g`` the duals of the unshifted problem).
@@ -361,9 +428,10 @@ def sinkhorn_plan(
         ValueError: On a bad ``C``, ``eps``, ``a``, ``b``, ``max_iter``, ``tol`` or ``check_every``.
     """
     C = _check_cost(C)
-    eps = _check_eps(eps)
-    a = _check_marginal("a", a, C, 0)
-    b = _check_marginal("b", b, C, 1)
+    work = _work_dtype(C.device)
+    eps = _check_eps(eps, work)
+    a = _check_marginal("a", a, C, 0, work)
+    b = _check_marginal("b", b, C, 1, work)
     max_iter = _check_int("max_iter", max_iter, 1)
     tol = _check_tol(tol)
     check_every = _check_int("check_every", check_every, 1)
@@ -427,10 +495,11 @@ def kl_relaxed_plan(
             ``max_iter``, ``tol`` or ``check_every``.
     """
     C = _check_cost(C)
-    eps = _check_eps(eps)
+    work = _work_dtype(C.device)
+    eps = _check_eps(eps, work)
     lam = _check_lam(lam)
-    a = _check_marginal("a", a, C, 0)
-    b = _check_marginal("b", b, C, 1)
+    a_w = _check_marginal("a", a, C, 0, work)
+    b_w = _check_marginal("b", b, C, 1, work)
     max_iter = _check_int("max_iter", max_iter, 1)
     tol = _check_tol(tol)
     check_every = _check_int("check_every", check_every, 1)
@@ -438,13 +507,14 @@ def kl_relaxed_plan(
         plan = softmax_plan(C, eps, a)
         if not log:
             return plan
-        shifted, r = _row_shift(C)
-        f = eps * (_safe_log(a) - torch.logsumexp(-shifted / eps, dim=1)) + r
+        shifted, r = _row_shift(C.to(work))
+        f = eps * (_safe_log(a_w) - torch.logsumexp(-shifted / eps, dim=1)) + r
         g = torch.zeros(C.shape[1], dtype=C.dtype, device=C.device)
-        return plan, {"n_iter": 1, "err": 0.0, "converged": True, "tol": tol, "f": f, "g": g}
+        info = {"n_iter": 1, "err": 0.0, "converged": True, "tol": tol, "f": f.to(C.dtype), "g": g}
+        return plan, info
     if math.isinf(lam):
         return sinkhorn_plan(C, eps, a, b, max_iter=max_iter, tol=tol, check_every=check_every, log=log)
-    plan, info = _scaling_iterations(C, eps, a, b, lam, max_iter, tol, check_every, "kl_relaxed_plan")
+    plan, info = _scaling_iterations(C, eps, a_w, b_w, lam, max_iter, tol, check_every, "kl_relaxed_plan")
     return (plan, info) if log else plan
 
 
@@ -492,7 +562,7 @@ def transport_plan(
     if kw:
         raise ValueError(f"solver {solver!r} is closed-form and takes no options, got {sorted(kw)}")
     C = _check_cost(C)
-    eps = _check_eps(eps)
+    eps = _check_eps(eps, _work_dtype(C.device))
     if b is not None:
         _check_marginal("b", b, C, 1)
     if solver == "softmax":
@@ -506,17 +576,24 @@ def barycentric(plan: Tensor, targets: Tensor) -> Tensor:
     ``x'_i = sum_v T_iv y_iv / sum_v T_iv``
 
     The division uses the realised row sum (equal to ``a_i`` for every solver here, up to the
-    Sinkhorn tolerance). A row with zero mass has no barycentre and yields NaN.
+    Sinkhorn tolerance). Evaluated in the work dtype (float64; module docstring) as
+    ``sum_v w_iv y_iv`` with ``w_iv = t_iv / sum_u t_iu``, ``t_iv = T_iv / max_u T_iu`` (the
+    pre-scaling keeps subnormal or huge row masses from losing precision or overflowing), and
+    clamped to the coordinate-wise hull ``[min_v y_iv, max_v y_iv]`` that contains the exact
+    barycentre (only rounding can leave it). The result therefore always lies in that hull and
+    is finite in the output dtype.
 
     Args:
-        plan: Non-negative plan ``[P, V]``.
-        targets: Vertex positions ``y`` of shape ``[P, V, d]``.
+        plan: Non-negative, finite plan ``[P, V]``; every row needs positive mass.
+        targets: Finite vertex positions ``y`` of shape ``[P, V, d]``.
 
     Returns:
         New positions ``[P, d]`` in the promoted dtype of ``plan`` and ``targets``.
 
     Raises:
-        ValueError: If the shapes are not ``[P, V]`` and ``[P, V, d]``.
+        ValueError: If the shapes are not ``[P, V]`` and ``[P, V, d]``, if ``plan`` or ``targets``
+            has non-finite entries, if ``plan`` has a negative entry, or if a row of ``plan`` has
+            zero mass (it has no barycentre).
     """
     if not isinstance(plan, Tensor) or plan.dim() != 2:
         shape = tuple(plan.shape) if isinstance(plan, Tensor) else type(plan).__name__
@@ -529,7 +606,26 @@ def barycentric(plan: Tensor, targets: Tensor) -> Tensor:
             f"targets must have shape [P, V, d] = [{plan.shape[0]}, {plan.shape[1]}, d] to match plan, "
             f"got {tuple(targets.shape)}"
         )
+    if not bool(torch.isfinite(plan).all()):
+        raise ValueError("plan contains non-finite entries")
+    if not bool(torch.isfinite(targets).all()):
+        raise ValueError("targets contain non-finite entries")
+    if bool((plan < 0).any()):
+        raise ValueError(f"plan must be non-negative, got min(plan) = {plan.min().item()!r}")
     dtype = torch.promote_types(plan.dtype, targets.dtype)
-    plan = plan.to(dtype)
-    targets = targets.to(dtype)
-    return torch.einsum("pv,pvd->pd", plan, targets) / plan.sum(dim=1, keepdim=True)
+    work = _work_dtype(plan.device)
+    plan = plan.to(work)
+    targets = targets.to(work)
+    top = plan.max(dim=1, keepdim=True).values
+    empty = (top <= 0).flatten()
+    if bool(empty.any()):
+        rows = empty.nonzero().flatten().tolist()
+        raise ValueError(
+            f"row(s) {rows[:10]}{'...' if len(rows) > 10 else ''} of plan have zero mass: a row needs "
+            "positive mass to have a barycentre"
+        )
+    weights = plan / top
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    out = torch.einsum("pv,pvd->pd", weights, targets)
+    out = torch.minimum(torch.maximum(out, targets.amin(dim=1)), targets.amax(dim=1))
+    return out.to(dtype)

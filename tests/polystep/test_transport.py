@@ -264,6 +264,18 @@ def test_barycentric_shape_errors():
         barycentric(torch.ones(3, 2), torch.ones(3, 4, 1))
 
 
+def test_barycentric_value_errors():
+    targets = torch.ones(2, 2, 1)
+    with pytest.raises(ValueError, match="plan contains non-finite entries"):
+        barycentric(torch.tensor([[0.5, math.nan], [0.5, 0.0]]), targets)
+    with pytest.raises(ValueError, match="targets contain non-finite entries"):
+        barycentric(torch.full((2, 2), 0.25), torch.tensor([[[1.0], [math.inf]], [[0.0], [0.0]]]))
+    with pytest.raises(ValueError, match=r"plan must be non-negative, got min\(plan\) = -0.25"):
+        barycentric(torch.tensor([[0.75, -0.25], [0.5, 0.0]]), targets)
+    with pytest.raises(ValueError, match=r"row\(s\) \[0\] of plan have zero mass"):
+        barycentric(torch.tensor([[0.0, 0.0], [0.5, 0.5]]), targets)
+
+
 # ----------------------------------------------------------------------------------------------
 # dtypes and numerical stability
 # ----------------------------------------------------------------------------------------------
@@ -279,6 +291,17 @@ def test_float32(solver, lam):
     ref = _call(solver, _t(C), 0.1, _t(a), _t(b), lam)
     # float32 log-domain iterations: errors of a few ulps relative to entries ~1/(PV) = 3e-3.
     torch.testing.assert_close(plan.double(), ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("solver", "lam"), [("softmax", None), ("sinkhorn", None), ("kl_relaxed", 1.0), ("argmin", None)])
+def test_float32_plan_is_the_float64_plan_rounded(solver, lam):
+    # Plans are computed in float64 whatever C's dtype (module docstring) and rounded to C's dtype;
+    # tol = 1e-3 is above both dtypes' floors, so both runs take the same iterations.
+    C32 = torch.tensor(_problem(20, 16, seed=20)[0], dtype=torch.float32)
+    kw = {} if solver in ("softmax", "argmin") else {"tol": 1e-3}
+    plan32 = transport_plan(solver, C32, 0.1, lam=lam, **kw)
+    assert plan32.dtype == torch.float32
+    assert torch.equal(plan32, transport_plan(solver, C32.double(), 0.1, lam=lam, **kw).float())
 
 
 @pytest.mark.parametrize(("solver", "lam"), [("softmax", None), ("sinkhorn", None), ("kl_relaxed", 1.0), ("argmin", None)])
