@@ -15,8 +15,9 @@ Modules: :mod:`~polystep.polytopes`, :mod:`~polystep.transport`, :mod:`~polystep
 :mod:`~polystep.baselines` (OpenAI-ES, SPSA, CMA-ES in the same ask/tell and closure protocols).
 """
 
-from .functional import NonFiniteLossError, PolyStepConfig, PolyStepState, StepInfo
-from .optim import PolyStep
+from .functional import NonFiniteLossError, NonFiniteStepError, PolyStepConfig, PolyStepState, StepInfo
+from .optim import NonFiniteParameterError, PolyStep
 
-__all__ = ["PolyStep", "PolyStepConfig", "PolyStepState", "StepInfo", "NonFiniteLossError"]
+__all__ = ["PolyStep", "PolyStepConfig", "PolyStepState", "StepInfo", "NonFiniteLossError",
+           "NonFiniteStepError", "NonFiniteParameterError"]
 __version__ = "0.1.0"

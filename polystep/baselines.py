@@ -242,7 +242,7 @@ class PopulationOptimizer:
     def _split(self, flat: Tensor) -> list[Tensor]:
         out, offset = [], 0
         for p in self.params:
-            out.append(flat[..., offset:offset + p.numel()].reshape(*flat.shape[:-1], *p.shape))
+            out.append(flat[..., offset:offset + p.numel()].reshape(tuple(flat.shape[:-1]) + tuple(p.shape)))
             offset += p.numel()
         return out
 

@@ -220,7 +220,7 @@ class Subspace:
             zb = z[..., b.start:b.stop]
             flat = zb if b.basis is None else zb @ b.basis.to(dtype=zb.dtype)
             for t in b.targets:
-                out[t.name] = flat[..., t.offset:t.offset + t.numel].reshape(*lead, *t.shape)
+                out[t.name] = flat[..., t.offset:t.offset + t.numel].reshape((*lead, *t.shape))  # 0-d ok
         return out
 
     def to(self, device=None, dtype=None) -> "Subspace":

@@ -17,6 +17,7 @@ from polystep.evaluation import parameter_names, population_closure
 from polystep.functional import NonFiniteLossError, PolyStepState
 from polystep.optim import PolyStep
 from polystep.polytopes import num_vertices
+from polystep.schedules import Cosine
 
 
 def _mlp(seed: int = 0, dtype=torch.float64) -> nn.Module:
@@ -155,8 +156,11 @@ def _assert_same(m1, m2):
 
 
 @pytest.mark.parametrize("via_bytes", [False, True])
-@pytest.mark.parametrize("kw", [{}, {"absorb_every": 2, "redraw_on_absorb": True, "probe_jitter": 0.1}])
+@pytest.mark.parametrize("kw", [{}, {"absorb_every": 2, "redraw_on_absorb": True, "probe_jitter": 0.1},
+                                {"eps": Cosine(start=0.5, end=0.1, steps=4), "radius_mode": "absolute"}])
 def test_state_dict_round_trip(via_bytes, kw):
+    """``via_bytes``: through ``torch.save`` / ``torch.load`` with its default ``weights_only=True``
+    (the state dict holds only tensors and primitives; schedules as plain dicts)."""
     model = _mlp()
     opt = _opt(model, **kw)
     closure = _closure(model, opt)
@@ -167,7 +171,7 @@ def test_state_dict_round_trip(via_bytes, kw):
         buf = io.BytesIO()
         torch.save({"opt": sd_opt, "model": sd_model}, buf)
         buf.seek(0)
-        loaded = torch.load(buf, weights_only=False)
+        loaded = torch.load(buf)  # weights_only=True
         sd_opt, sd_model = loaded["opt"], loaded["model"]
     model2 = _mlp(seed=5)  # different init: everything must come from the checkpoint
     model2.load_state_dict(sd_model)
