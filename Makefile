@@ -1,13 +1,13 @@
 # polystep-repro: two commands do everything on a fresh machine with Python 3.11 and make.
 #   make reproduce   regenerate every registered figure/table at the default cpu scale + paper/REPORT.md
-#   make test        run the test-suite
+#   make test        run the test-suite (one pytest-xdist worker per core; PYTEST_ARGS overrides)
 # Both create .venv and install the pinned environment (requirements/lock.txt) on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 SCALE  ?= cpu
 DEVICE ?= auto
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 

@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_all = sub.add_parser("all", help="run every experiment at one scale, then write the report")
     _add_run_args(p_all)
     p_all.add_argument("--skip", nargs="*", default=[], help="experiment ids to leave out")
-    p_rep = sub.add_parser("report", help="write paper/REPORT.md from the cached results")
+    p_rep = sub.add_parser("report", help="write paper/REPORT.md (REPORT-seed<N>.md for --seed N) "
+                                          "from the cpu/paper figure sidecars")
     p_rep.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -76,15 +77,15 @@ def main(argv: list[str] | None = None) -> int:
                                            seed=args.seed, force=args.force)
             _print_summary(args.id, stored)
         elif args.command == "plot":
+            from . import storage
             from .device import resolve_device
 
+            registry.get(args.id)  # an unknown id says so, before looking for files
             path = runner.result_path(args.id, args.scale, args.seed, resolve_device(args.device))
             if not path.exists():
                 print(f"no cached result at {path}; run `polystep-repro run {args.id} --scale "
-                      f"{args.scale}` first", file=sys.stderr)
+                      f"{args.scale} --seed {args.seed}` first", file=sys.stderr)
                 return 1
-            from . import storage
-
             for written in runner.write_outputs(args.id, storage.load(path)):
                 print(written)
         elif args.command == "all":
@@ -96,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                                                seed=args.seed, force=args.force)
                 _print_summary(eid, stored)
             print(f"all experiments done in {time.perf_counter() - started:.0f}s")
+            if args.scale not in report.REPORT_SCALES:
+                print(f"(a {args.scale}-scale run does not make the report: it is built from the "
+                      f"{' and '.join(report.REPORT_SCALES)} sidecars)")
             print(report.write_report(seed=args.seed))
             print(report.write_figures_index(seed=args.seed))
         elif args.command == "report":

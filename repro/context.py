@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +44,10 @@ class RunContext:
         scale: ``ci`` | ``cpu`` | ``paper``.
         checkpoint_dir: where resumable partial results go (``None``: no checkpointing).
         forward_evals: forward evaluations counted by the experiment (``count_evals``).
-        seeds_used: the derived seeds, recorded in the result metadata.
+        seeds_used: the derived seeds, recorded in the result metadata (those derived inside units
+            computed by an earlier, interrupted run included: they are stored with the unit).
+        resumed_units: units loaded from checkpoints of an earlier run.
+        resumed_compute_s: compute time those units took when they were made.
     """
 
     seed: int = 0
@@ -52,6 +57,8 @@ class RunContext:
     progress: bool = field(default_factory=progress_enabled)
     forward_evals: int = 0
     seeds_used: dict[str, int] = field(default_factory=dict)
+    resumed_units: int = 0
+    resumed_compute_s: float = 0.0
 
     def child_seed(self, *keys: Any) -> int:
         """A 63-bit seed derived from the root seed and ``keys`` (stable across runs and machines)."""
@@ -83,17 +90,36 @@ class RunContext:
         """Return the stored result of unit ``key`` or compute, store and return it.
 
         Long experiments split their work into units (one seed, one grid cell, ...) and wrap each
-        in ``checkpoint``: an interrupted run then resumes at the first unfinished unit.  The
-        forward evaluations counted inside a unit are stored with it and re-added on resume.
+        in ``checkpoint``: an interrupted run then resumes at the first unfinished unit.  A unit is
+        stored with what it adds to the run's metadata -- its forward evaluations, the seeds derived
+        inside it and its compute time -- which are re-added on resume, so a resumed run's metadata
+        is that of an uninterrupted one (its ``compute_time_s`` counts every fragment).  A corrupt
+        checkpoint is moved aside with a warning and the unit recomputed.
         """
         if self.checkpoint_dir is None:
             return compute()
         path = Path(self.checkpoint_dir) / f"{key}.json"
-        if path.exists():
+        try:
             stored = storage.load(path)
+        except FileNotFoundError:
+            stored = None
+        except storage.CorruptResultError as err:
+            moved = storage.quarantine(path)
+            from .runner import CorruptResultWarning
+
+            warnings.warn(f"{err}; moved aside to {moved.name}, recomputing the unit",
+                          CorruptResultWarning, stacklevel=2)
+            stored = None
+        if stored is not None:
             self.forward_evals += int(stored.get("forward_evals", 0))
+            self.seeds_used.update({k: int(v) for k, v in stored.get("seeds", {}).items()})
+            self.resumed_units += 1
+            self.resumed_compute_s += float(stored.get("compute_s", 0.0))
             return stored["value"]
-        before = self.forward_evals
+        before, seeds_before = self.forward_evals, dict(self.seeds_used)
+        started = time.perf_counter()
         value = compute()
-        storage.save(path, {"value": value, "forward_evals": self.forward_evals - before})
+        seeds = {k: v for k, v in self.seeds_used.items() if seeds_before.get(k) != v}
+        storage.save(path, {"value": value, "forward_evals": self.forward_evals - before,
+                            "seeds": seeds, "compute_s": time.perf_counter() - started})
         return value

@@ -1,14 +1,22 @@
 """Run one experiment with caching, metadata and figure output.
 
-Layout on disk (the results folder defaults to ``<repo>/results`` and follows ``$POLYSTEP_RESULTS_DIR``)::
+Layout on disk (the results folder defaults to ``<repo>/results`` and follows ``$POLYSTEP_RESULTS_DIR``,
+the figures folder ``<repo>/figures`` and ``$POLYSTEP_FIGURES_DIR``)::
 
-    results/<id>/<scale>-seed<seed>-<device>.json|.npz     finished results + metadata
-    results/<id>/<scale>-seed<seed>-<device>.<hash>.partial/ checkpoints of an unfinished run
-    figures/<id>[_<name>].png|.pdf|.json                    figures + sidecar (metadata, measurements)
-    figures/<id>.md                                         the experiment's table, if it has one
+    results/<id>/<scale>-seed<seed>-<device>.json|.npz       finished results + metadata
+    results/<id>/<scale>-seed<seed>-<device>.<key>.partial/   checkpoints of an unfinished run
+    figures/<scale>/<id>[_<name>].png|.pdf|.json              figures + sidecar (metadata, measurements)
+    figures/<scale>/<id>.md                                   the experiment's table, if it has one
+    figures/<scale>/seed<N>/...                               the same for a root seed N != 0
 
-A finished result is reused when its stored config equals the current one; an interrupted run
-resumes from its checkpoints.
+Figures are kept per scale (and seed), so a run at one scale never overwrites the artefacts of
+another: a ``ci`` run (tests, notebooks) cannot replace the committed ``cpu``/``paper`` figures and
+sidecars from which ``paper/REPORT.md`` is built.
+
+A finished result is reused only when its configuration *and* the fingerprint of the code that
+made it (:mod:`repro.fingerprint`) equal the current ones, and its files pass their integrity
+check; a corrupt result is moved aside (``*.corrupt-N``) with a warning and recomputed.  An
+interrupted run resumes from its checkpoints (keyed the same way).
 """
 
 from __future__ import annotations
@@ -21,14 +29,17 @@ import platform
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
 from . import registry, storage
 from .context import RunContext
 from .device import resolve_device
+from .fingerprint import code_fingerprint
 from .scale import check_scale
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +51,30 @@ def results_dir() -> Path:
 
 def figures_dir() -> Path:
     return Path(os.environ.get("POLYSTEP_FIGURES_DIR", REPO_ROOT / "figures"))
+
+
+def figure_dir(scale: str, seed: int = 0) -> Path:
+    """Where the figures, sidecars and table of a run at ``scale`` with root seed ``seed`` go."""
+    folder = figures_dir() / check_scale(scale)
+    return folder if seed == 0 else folder / f"seed{seed}"
+
+
+class CorruptResultWarning(UserWarning):
+    """A cached result or checkpoint failed its integrity check; it was moved aside and recomputed."""
+
+
+def load_verified(path: Path) -> dict | None:
+    """``storage.load(path)``, or ``None`` after moving a corrupt file aside with a warning that
+    names it (the caller recomputes)."""
+    try:
+        return storage.load(path)
+    except FileNotFoundError:
+        return None
+    except storage.CorruptResultError as err:
+        moved = storage.quarantine(path)
+        warnings.warn(f"{err}; moved aside to {moved.name}, recomputing", CorruptResultWarning,
+                      stacklevel=2)
+        return None
 
 
 def git_sha() -> str:
@@ -80,6 +115,11 @@ def config_hash(cfg: Any, version: int = 1) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def cache_key(config_hash_: str, fingerprint: str) -> str:
+    """The key of a result's checkpoints: configuration and code together."""
+    return hashlib.sha256(f"{config_hash_}/{fingerprint}".encode()).hexdigest()[:16]
+
+
 def result_path(experiment_id: str, scale: str, seed: int, device: torch.device) -> Path:
     return results_dir() / experiment_id / f"{scale}-seed{seed}-{device.type}.json"
 
@@ -94,20 +134,44 @@ def command_line(experiment_id: str, scale: str, seed: int, device: str = "auto"
 def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torch.device = "auto",
                    seed: int = 0, force: bool = False, make_figures: bool = True,
                    progress: bool | None = None) -> dict:
-    """Run (or load from cache) ``experiment_id`` at ``scale``; returns ``{"results", "meta"}``."""
+    """Run (or load from cache) ``experiment_id`` at ``scale``; returns ``{"results", "meta"}``.
+
+    The cached result is reused when its config hash and code fingerprint match and it passes its
+    integrity check. Folders are checked for writability before any compute.
+    """
     check_scale(scale)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     module = registry.get(experiment_id)
     cfg = registry.config(experiment_id, scale)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     path = result_path(experiment_id, scale, seed, dev)
+    storage.check_writable(path.parent)
+    if make_figures:
+        storage.check_writable(figure_dir(scale, seed))
     chash = config_hash(cfg, getattr(module, "VERSION", 1))
-    if path.exists() and not force:
-        stored = storage.load(path)
-        if stored.get("meta", {}).get("config_hash") == chash:
-            if make_figures:
-                write_outputs(experiment_id, stored)
-            return stored
-    partial = path.with_suffix(f".{chash}.partial")  # checkpoints of this configuration only
+    fingerprint = code_fingerprint(experiment_id)
+    # one process computes a given result at a time: a concurrent run of the same experiment (a
+    # notebook and a test on two pytest-xdist workers, two shells) waits and then loads it
+    with FileLock(str(path.with_suffix(".lock"))):
+        if not force:
+            stored = load_verified(path)
+            meta = (stored or {}).get("meta", {})
+            if meta.get("config_hash") == chash and meta.get("code_fingerprint") == fingerprint:
+                if make_figures:
+                    write_outputs(experiment_id, stored)
+                return stored
+        stored = _compute(module, cfg, experiment_id, scale, seed, dev, path, chash, fingerprint,
+                          force, progress)
+    if make_figures:
+        write_outputs(experiment_id, stored)
+    return stored
+
+
+def _compute(module, cfg, experiment_id: str, scale: str, seed: int, dev: torch.device, path: Path,
+             chash: str, fingerprint: str, force: bool, progress: bool | None) -> dict:
+    """Run ``module`` (resuming from this configuration's and code's checkpoints) and save the result."""
+    partial = path.with_suffix(f".{cache_key(chash, fingerprint)}.partial")  # this config + code only
     if force and partial.exists():
         shutil.rmtree(partial)
     ctx = RunContext(seed=seed, device=dev, scale=scale, checkpoint_dir=partial)
@@ -119,8 +183,10 @@ def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torc
     meta = {
         "experiment": experiment_id, "title": module.TITLE, "scale": scale, "seed": seed,
         "device": str(dev), "git_sha": git_sha(), "versions": versions(),
-        "config": config_dict(cfg), "config_hash": chash, "wall_time_s": wall,
-        "forward_evals": ctx.forward_evals, "seeds": dict(ctx.seeds_used),
+        "config": config_dict(cfg), "config_hash": chash, "code_fingerprint": fingerprint,
+        "wall_time_s": wall, "compute_time_s": wall + ctx.resumed_compute_s,
+        "resumed_units": ctx.resumed_units,
+        "forward_evals": ctx.forward_evals, "seeds": dict(sorted(ctx.seeds_used.items())),
         "command": command_line(experiment_id, scale, seed),
         "torch_threads": torch.get_num_threads(),
     }
@@ -128,8 +194,6 @@ def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torc
     storage.save(path, stored)
     if partial.exists():
         shutil.rmtree(partial)
-    if make_figures:
-        write_outputs(experiment_id, stored)
     return stored
 
 
@@ -150,7 +214,7 @@ def write_outputs(experiment_id: str, stored: dict) -> list[Path]:
                "measurements": measurements(experiment_id, results)}
     if hasattr(module, "report_section"):
         sidecar["report_section"] = module.report_section(results, meta)
-    out_dir = figures_dir()
+    out_dir = figure_dir(meta["scale"], int(meta.get("seed", 0)))
     written: list[Path] = []
     if hasattr(module, "plot"):
         with style():  # the style's savefig settings (tight bbox, dpi) apply to the saving too

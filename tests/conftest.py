@@ -26,11 +26,27 @@ torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"  # and in the notebook kernels the notebook tests start
 
 
+#: set this to a folder to reuse experiment results across test runs (a developer's opt-in; results
+#: are keyed by the code's fingerprint, so a changed optimizer is never served a stale result)
+TEST_CACHE_ENV = "POLYSTEP_TEST_CACHE"
+
+
+def _run_root(tmp_path_factory) -> "os.PathLike":
+    """A folder private to this test run, shared by its xdist workers (each worker's base temp is
+    ``<run>/popen-gwN``; a serial run's base temp is the run's own folder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_outputs(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp().parent  # shared by xdist workers of one run
-    os.environ.setdefault("POLYSTEP_RESULTS_DIR", str(root / "polystep-results"))
-    os.environ.setdefault("POLYSTEP_FIGURES_DIR", str(root / "polystep-figures"))
+    """Results and figures of experiments run by tests go to a folder private to this run (never
+    into the repository, never shared with other runs or checkouts), unless ``$POLYSTEP_TEST_CACHE``
+    names a results folder to reuse."""
+    root = _run_root(tmp_path_factory)
+    shared = os.environ.get(TEST_CACHE_ENV)
+    os.environ["POLYSTEP_RESULTS_DIR"] = shared or str(root / "polystep-results")
+    os.environ["POLYSTEP_FIGURES_DIR"] = str(root / "polystep-figures")
     os.environ["POLYSTEP_SCALE"] = "ci"
     os.environ["POLYSTEP_NO_PROGRESS"] = "1"
     yield
