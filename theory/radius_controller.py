@@ -22,7 +22,17 @@ Modes
 ``"rho_set"`` (the ResNet / tiny-transformer variant, Table 3 and Fig. 11)
     ``eta_eff = r_target * rho_a / ||u||`` for the unit-LR proposal ``u``: the realized
     step is set to exactly ``r_target * rho_a`` (scaled up *or* down), i.e.
-    ``s = r_target * rho_a / ||p||`` always.
+    ``s = r_target * rho_a / ||p||`` always (``s = 1`` if ``r_target * rho_a`` is ``inf``).
+
+Failures
+--------
+The parameters are restored to ``theta_old`` (the inner optimizer's state is not) and the
+error propagates when the proposal is non-finite (``FloatingPointError``), when
+``rho_a`` cannot be computed (``ValueError`` from
+:func:`~theory.radius_models.model_rho_a`, e.g. NaN/inf directional derivatives), or when
+a ``rho_set`` step scaled *up* overflows the parameters' dtype (``FloatingPointError``).
+A step scaled down (``0 <= s < 1``) is a convex combination of two finite points and
+cannot overflow.
 
 State of the inner optimizer
 ----------------------------
@@ -212,13 +222,28 @@ class RadiusController:
         if norm == 0.0:
             self._record(math.nan, 0.0, 1.0, 0.0)
             return loss
-        rho = self._rho(xs, [d / norm for d in disp], old)
+        try:
+            rho = self._rho(xs, [d / norm for d in disp], old)
+        except BaseException:  # e.g. ValueError for non-finite a: do not keep the uncapped step
+            self._restore(old)
+            raise
         target = self.r_target * rho
         if self.mode == "actual_step":
             scale = min(1.0, target / norm)
         else:  # rho_set
             scale = target / norm if math.isfinite(target) else 1.0
-        if scale != 1.0:
+        if scale > 1.0:  # rho_set scaling up: theta_old + s p may overflow the dtype
+            new = [self._scaled(o, d, scale) for o, d in zip(old, disp)]
+            if not all(bool(torch.isfinite(t).all()) for t in new):
+                self._restore(old)
+                raise FloatingPointError(
+                    f"RadiusController step {self._step_count}: the step set to r_target * rho_a = "
+                    f"{target!r} overflows the parameters' dtype; parameters were restored "
+                    "(optimizer state was not)"
+                )
+            for p, t in zip(self._params, new):
+                p.copy_(t)
+        elif scale != 1.0:  # 0 <= s < 1: a convex combination of theta_old and theta_old + p
             for p, o, d in zip(self._params, old, disp):
                 p.copy_(o.add_(d, alpha=scale))
         self._record(rho, norm, scale, scale * norm)
@@ -253,10 +278,21 @@ class RadiusController:
                 group["lr"] = lr
         return loss, rho, tau_raw, scale
 
+    @staticmethod
+    def _scaled(o: Tensor, d: Tensor, scale: float) -> Tensor:
+        """``o + scale d``; in float64 when ``scale`` exceeds the parameters' dtype range."""
+        try:
+            return torch.add(o, d, alpha=scale)
+        except RuntimeError:  # "value cannot be converted to type float without overflow"
+            return (o.double() + d.double() * scale).to(o.dtype)
+
+    def _restore(self, old: list[Tensor]) -> None:
+        for p, o in zip(self._params, old):
+            p.copy_(o)
+
     def _check_finite(self, norm: float, old: list[Tensor]) -> None:
         if not math.isfinite(norm):
-            for p, o in zip(self._params, old):
-                p.copy_(o)
+            self._restore(old)
             raise FloatingPointError(
                 f"RadiusController step {self._step_count}: the inner optimizer proposed a "
                 "non-finite step; parameters were restored (optimizer state was not)"

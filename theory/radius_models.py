@@ -236,7 +236,14 @@ def model_rho_a(
 
     Returns:
         the batch radius as a Python float (``inf`` if no logit moves), or with
-        ``per_sample=True`` a tensor ``pi/Delta_a(x)`` per row (model dtype/device).
+        ``per_sample=True`` a tensor ``pi/Delta_a(x)`` per row (model dtype/device; the
+        quotient is taken in float64, so its minimum is the batch radius rounded to the dtype).
+        Where ``max a - min a`` overflows the model's dtype it is evaluated as
+        ``(pi/2) / (max a/2 - min a/2)`` in float64 (so the radius is never 0).
+
+    Raises:
+        ValueError: if ``a`` has NaN or inf entries (the model's logits or their JVP
+            overflow); ``rho_a`` is then undefined, and ``inf`` ("no limit") would be unsafe.
     """
     if method == "jvp":
         a = directional_logit_derivatives(model, x, v, params=params, chunk_size=chunk_size)
@@ -245,9 +252,19 @@ def model_rho_a(
     else:
         raise ValueError(f"method must be 'jvp' or 'fd', got {method!r}")
     a = a.reshape(-1, a.shape[-1])
+    finite = torch.isfinite(a)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"the directional logit derivatives a = J_z v have {bad} NaN/inf entries of "
+                         f"{a.numel()} (the logits or their JVP overflow {a.dtype}): rho_a is undefined")
     spread = a.amax(dim=-1) - a.amin(dim=-1)
-    if per_sample:
-        return math.pi / spread
+    if not bool(torch.isfinite(spread).all()):  # max - min beyond the dtype's range
+        half = a.amax(dim=-1).double() / 2 - a.amin(dim=-1).double() / 2
+        per = (math.pi / 2) / half
+        return per.to(a.dtype) if per_sample else float(per.min())
+    if per_sample:  # float64 true division (torch's ``scalar / t`` is ``reciprocal(t) * scalar``)
+        pi = torch.full_like(spread, math.pi, dtype=torch.float64)
+        return (pi / spread.double()).to(spread.dtype)
     worst = float(spread.max())
     return math.pi / worst if worst > 0 else math.inf
 
@@ -264,7 +281,9 @@ def model_exact_radius(
 
     Runs :func:`theory.softmax_radius.exact_radius` on each sample (float64 numpy/mpmath,
     a few ms per sample).  Returns ``min_x rho*(x)`` (the radius of the linearized mean
-    loss) or the per-sample array.
+    loss) or the per-sample array.  Raises ``ValueError`` for non-finite logits or
+    derivatives, and where ``exact_radius`` refuses a sample whose zeros are too far out
+    for its sample budget (logit gaps of ~1e4 and more; the message gives lower bounds).
     """
     z, a = directional_logit_derivatives(model, x, v, params=params, return_logits=True)
     n = z.shape[-1]

@@ -271,3 +271,59 @@ def test_fd_rho_method_agrees_with_jvp():
     c2.step(closure_for(twin, c2.inner, x, y))
     # float64 central differences, h = 6e-6: relative error ~1e-10
     assert c1.history[-1]["rho_a"] == pytest.approx(c2.history[-1]["rho_a"], rel=1e-8)
+
+
+# ----------------------------------------------------------------------------------
+# float range: non-finite directional derivatives, overflowing spreads and steps
+# ----------------------------------------------------------------------------------
+
+
+def overflow_problem():
+    """float32 Linear(8, 3) on inputs 3e38: a = J_z v overflows to -inf for v = -grad/||grad||."""
+    torch.manual_seed(0)
+    model = nn.Linear(8, 3)
+    x = torch.full((1, 8), 3e38)
+    return model, x
+
+
+def test_nonfinite_directional_derivatives_raise_and_restore():
+    """Old code: NaN spreads gave rho_a = inf ("no limit"), so the controller kept the
+    uncapped step; now model_rho_a raises and the controller restores the parameters."""
+    model, x = overflow_problem()
+    v = {"weight": torch.full((3, 8), -0.2), "bias": torch.full((3,), -0.2)}
+    with pytest.raises(ValueError, match=r"3 NaN/inf entries of 3 .* rho_a is undefined"):
+        model_rho_a(model, x, v)
+    ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=1.0), model, 1.0, rho_inputs=x)
+    theta0 = flat(model)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)  # a finite proposal of norm sqrt(27)
+    with pytest.raises(ValueError, match="NaN/inf"):
+        ctrl.step()
+    torch.testing.assert_close(flat(model), theta0, rtol=0, atol=0)
+
+
+def test_overflowing_spread_gives_a_positive_rho_a():
+    """Old code: max a - min a = inf in float32, so rho_a = pi/inf = 0 (a zero step cap)."""
+    model = nn.Linear(1, 2, bias=False)
+    v = {"weight": torch.tensor([[3e38], [-3e38]])}
+    x = torch.ones(1, 1)
+    expected = (math.pi / 2) / 3e38  # float64: (pi/2) / (max/2 - min/2); float32(3e38) = 3.0000000054977558e38
+    assert model_rho_a(model, x, v) == pytest.approx(expected, rel=1e-7)
+    per = model_rho_a(model, x, v, per_sample=True)
+    assert per.dtype == torch.float32 and float(per[0]) > 0  # 5.2e-39: a float32 subnormal
+    assert float(per[0]) == pytest.approx(expected, rel=1e-4)  # subnormal float32: ~16 bits left
+
+
+def test_rho_set_step_that_overflows_restores_parameters():
+    """Old code: rho_set scaled the step to r_target * rho_a = 1e300 and wrote inf into the
+    float32 parameters without a word."""
+    model, x, y = make_problem(11)
+    model = model.float()
+    x = x.float()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    ctrl = RadiusController(opt, model, 1e300, mode="rho_set", rho_inputs=x)
+    theta0 = flat(model)
+    with pytest.raises(FloatingPointError, match="overflows the parameters' dtype"):
+        ctrl.step(closure_for(model, opt, x, y))
+    torch.testing.assert_close(flat(model), theta0, rtol=0, atol=0)
+    assert torch.isfinite(flat(model)).all()

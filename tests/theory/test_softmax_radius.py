@@ -10,7 +10,9 @@ paper/claims_ghosts.toml.
 from __future__ import annotations
 
 import math
+import time
 import tomllib
+import tracemalloc
 from pathlib import Path
 
 import mpmath
@@ -889,3 +891,143 @@ def test_claims_registry_matches_measurements():
         assert func.split("[")[0] in (REPO / path).read_text(), node
         expected = claim.get("expected_verdict", "reproduced")
         assert measured[cid]["verdict"] == expected, (cid, measured[cid])
+
+
+# ----------------------------------------------------------------------------------
+# cost bounds and the float64 range (issue: huge logit gaps took minutes / MemoryError)
+# ----------------------------------------------------------------------------------
+
+
+def timed(f):
+    t0 = time.perf_counter()
+    out = f()
+    return out, time.perf_counter() - t0
+
+
+@pytest.mark.parametrize("gap", [1e5, 1e300])
+def test_huge_binary_gap_uses_the_closed_form_quickly(gap):
+    """Old code: 58 s (reported; 20 s here) at gap 1e5; at 1e300 minutes, then MemoryError.
+
+    Two distinct slopes beyond |s*| = 1024 use Theorem 4.3 directly: the same float formula
+    as binary_radius / binary_zeros, hence equal, in microseconds (5 s: generous wall bound)."""
+    rho, dt = timed(lambda: sr.exact_radius([gap, 0.0], [1.0, 0.0]))
+    assert dt < 5.0
+    assert rho == sr.binary_radius(gap, 1.0)
+    zeros, dt = timed(lambda: sr.nearest_zeros([gap, 0.0], [1.0, 0.0]))
+    assert dt < 5.0
+    np.testing.assert_array_equal(zeros, sr.binary_zeros(gap, 1.0))
+    # several classes per slope: the weights of each slope are merged (log-sum-exp)
+    z, a = [gap, gap - 1.0, 0.0, 2.0], [3.0, 3.0, 1.0, 1.0]
+    with mpmath.workdps(400):
+        delta = mpmath.log(mpmath.exp(gap) + mpmath.exp(gap - 1)) - mpmath.log(1 + mpmath.exp(2))
+        closed = float(mpmath.sqrt(delta**2 + mpmath.pi**2) / 2)
+    rho, dt = timed(lambda: sr.exact_radius(z, a))
+    assert dt < 5.0
+    assert rho == pytest.approx(closed, rel=1e-15)  # float64 log-sum-exp: a few ulp
+
+
+def test_closed_form_and_argument_principle_agree_across_the_switch():
+    # |s*| = hypot(gap, pi) crosses 1024 between the two gaps: both paths are exact to 1e-12
+    for gap in (1000.0, 1100.0):
+        for d in (1e-3, 1.0, 1e3):
+            assert sr.exact_radius([gap, 0.0], [d, 0.0]) == pytest.approx(sr.binary_radius(gap, d), rel=1e-12)
+
+
+def test_count_zeros_huge_radius_two_slopes(monkeypatch):
+    """Old code: count_zeros([0, 1], [0, 1], 1e12) asked numpy for 64 TiB (MemoryError)."""
+    n, dt = timed(lambda: sr.count_zeros([0.0, 1.0], [0.0, 1.0], 1e12))
+    assert dt < 5.0
+    # zeros t_k = -1 + i pi n (n odd): |t| < R iff |n| < Y = sqrt(R^2 - 1)/pi (Y is not an odd integer)
+    with mpmath.workdps(50):
+        y = mpmath.sqrt(mpmath.mpf(10) ** 24 - 1) / mpmath.pi
+        assert n == 2 * int(mpmath.floor((y + 1) / 2)) == 318309886184
+    # the closed-form count equals the argument principle: force it with a tiny circle cap
+    cases = [([0.3, -1.0, 2.0, 0.5], [0.0, 0.0, 1.0, 1.0]), ([5.0, 0.0], [-2.0, 0.7])]
+    radii = (0.5, 3.0, 10.0, 57.3, 1000.0)
+    sampled = [[sr.count_zeros(z, a, r) for r in radii] for z, a in cases]
+    monkeypatch.setattr(sr, "_MAX_CIRCLE_SAMPLES", 1)
+    assert [[sr.count_zeros(z, a, r) for r in radii] for z, a in cases] == sampled
+    assert sampled[0][-1] > 100  # many zeros counted, not a trivial 0 == 0
+
+
+@pytest.mark.parametrize("gap", [1e5, 1e300])
+def test_far_multiclass_zeros_are_refused_up_front(gap):
+    """Old code: 58 s / MemoryError.  Three distinct slopes have no closed form: the search
+    is refused before any sampling, with the cost and certified bounds in the message."""
+    z, a = [gap, 0.0, 0.0], [1.0, 0.0, 2.0]
+    for f in (sr.exact_radius, sr.nearest_zeros):
+        t0 = time.perf_counter()
+        with pytest.raises(ValueError, match=r"too far out .* circle samples, above the limit") as exc:
+            f(z, a)
+        assert time.perf_counter() - t0 < 5.0
+        assert "radius_lower_bound" in str(exc.value) and "rho_a = pi/Delta_a" in str(exc.value)
+    # zeros near t = -gap + i pi (2k+1) and gap + i pi (2k+1): rho* ~ hypot(gap, pi) > gap;
+    # the certified bound stops its march within 0.1% of the crossing (1e-3 step rule)
+    lower, dt = timed(lambda: sr.radius_lower_bound(z, a))
+    assert dt < 5.0 and 0.99 * gap < lower <= gap
+
+
+def test_count_zeros_refuses_huge_radius_for_three_slopes():
+    """Old code: MemoryError (64 TiB).  Now: a ValueError before sampling, or 0 inside the
+    certified zero-free disk |Delta_a t| < hypot(L, pi)."""
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"count_zeros: .* samples per circle, above the limit of 1048576"):
+        sr.count_zeros([0.0, 1.0, 2.0], [0.0, 1.0, 3.0], 1e12)
+    assert sr.count_zeros([1e300, 0.0, 0.0], [1.0, 0.0, 2.0], 1e200) == 0
+    assert time.perf_counter() - t0 < 5.0
+
+
+def test_search_budget_is_enforced_in_flight(monkeypatch):
+    # a slope gap of 1e-3 puts the zeros at Im t = +-1000 pi while the certified lower bound
+    # stays pi: the up-front check passes and the per-search budget must stop the search
+    z, a = [0.0, 0.0, -1e4], [0.0, 1e-3, 1.0]
+    assert sr.radius_lower_bound(z, a) == pytest.approx(PI, rel=1e-12)
+    # F = 1 + e^{t/1000} + e^{-1e4 + t}: the last term is e^{-1e4}-small near |t| = 1000 pi
+    assert sr.exact_radius(z, a) == pytest.approx(1000 * PI, rel=1e-12)
+    monkeypatch.setattr(sr, "_MAX_TOTAL_SAMPLES", 2**15)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"counting circle .* beyond the limit of 32768 samples per search"):
+        sr.exact_radius(z, a)
+    assert time.perf_counter() - t0 < 5.0
+
+
+def test_circle_evaluation_memory_is_bounded():
+    """Old code evaluated all M x K terms at once: 1024 x 4096 complex = 64 MiB per array,
+    several arrays.  Now chunks of 2^18 terms (4 MiB)."""
+    rng = np.random.default_rng(0)
+    z, a = rng.normal(size=4096), rng.normal(size=4096)
+    tracemalloc.start()
+    try:
+        n = sr.count_zeros(z, a, 100 / np.ptp(a))  # |s| = 100: M = 1024 samples
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n > 0 and n % 2 == 0  # conjugate pairs
+    assert peak < 48 * 2**20
+
+
+def test_float64_range_edge_cases():
+    """Bugs of the old code at the ends of the float64 range (each line failed before)."""
+    # rho_a: max - min overflowed to inf and pi/inf = 0 (old: 0.0)
+    assert sr.rho_a([-1e308, 1e308]) == pytest.approx((PI / 2) / 1e308, rel=1e-15)
+    assert sr.rho_a(np.array([[0.0, 1.0], [-1e308, 1e308]]), per_sample=True)[1] > 0
+    # exact_radius with an overflowing spread: halve a (old: MemoryError after a minute)
+    assert sr.exact_radius([0.0, 0.0], [-1e308, 1e308]) == pytest.approx((PI / 2) / 1e308, rel=1e-15)
+    # a radius beyond float64 is inf (old: nan); nearest_zeros says so
+    assert sr.exact_radius([0.0, 0.0], [1e-310, 0.0]) == math.inf
+    with pytest.raises(ValueError, match="beyond the float64 range"):
+        sr.nearest_zeros([0.0, 0.0], [1e-310, 0.0])
+    # top2 with an overflowing logit gap (old: "delta must be finite" for finite inputs)
+    assert sr.top2_radius([-1e308, 1e308], [0.0, 1e10], 0) == pytest.approx(2e298, rel=1e-15)
+    # polynomial method: weights e^-1e5 underflowed to 0 and gave inf (old); roots far from |u| = 1
+    # were lost to rounding, here the root 0 of e^-37 u^3 + u^2 + 2 e^-37 (old: nan; rho* = 18.22)
+    assert sr.exact_radius([1e5, 0.0], [1.0, 0.0], method="polynomial") == pytest.approx(
+        sr.binary_radius(1e5, 1.0), rel=1e-15)
+    z, a = [0.0, 0.0, 0.0, 37.0], [0.0, 0.0, 3.0, 2.0]
+    assert sr.exact_radius(z, a, method="polynomial") == pytest.approx(sr.exact_radius(z, a), rel=1e-12)
+    assert sr.exact_radius(z, a) == pytest.approx(18.221259328416156, rel=1e-12)
+    # polynomial degree from an explicit g is capped (old: numpy.roots of degree 1e9)
+    with pytest.raises(ValueError, match="degree above max_degree"):
+        sr.polynomial_zeros([0.0, 0.0], [1.0, 0.0], g=1e-9)
+    with pytest.raises(ValueError, match="beyond the float64 range"):
+        sr.commensurate_step([-1e308, 1e308])
