@@ -127,14 +127,16 @@ def test_checkpoints_of_other_code_are_not_resumed(fake, monkeypatch) -> None:
     assert fake_calls == [0, 1]  # unit 0 recomputed: its checkpoint was made by other code
 
 
-def test_test_suite_cache_is_private_to_this_run() -> None:
+def test_test_suite_cache_is_private_to_this_run(tmp_path_factory) -> None:
     """Original failure: the cache lived in pytest's per-user temp root, shared by every run."""
-    results = Path(os.environ["POLYSTEP_RESULTS_DIR"])
+    from tests.conftest import _run_root
+
     if os.environ.get("POLYSTEP_TEST_CACHE"):
         pytest.skip("a developer opted into a shared test cache")
-    run_root = results.parent
-    assert run_root.name.startswith("pytest-") and run_root.name != f"pytest-of-{os.environ.get('USER', '')}"
-    assert results.name == "polystep-results"
+    results = Path(os.environ["POLYSTEP_RESULTS_DIR"])
+    assert results == Path(_run_root(tmp_path_factory)) / "polystep-results"
+    base = tmp_path_factory.getbasetemp()
+    assert base == results.parent or base.parent == results.parent  # this run's own folder
     assert not str(results).startswith(str(ROOT))
 
 
