@@ -62,6 +62,12 @@ def find_result(experiment_id: str, seed: int = 0) -> dict | None:
     return None
 
 
+def made_from_dirty_tree(meta: dict) -> bool:
+    """Whether a run's metadata says it ran on a working tree with uncommitted changes (its git
+    sha ends in ``-dirty``): the exact code that made it cannot be checked out again."""
+    return str(meta.get("git_sha", "")).endswith("-dirty")
+
+
 def claim_row(claim: Claim, found: dict | None, implemented: bool, seed: int = 0) -> dict:
     if not implemented:
         return {"verdict": "not implemented yet", "value": None, "scale": "–", "command": "–"}
@@ -78,7 +84,8 @@ def claim_row(claim: Claim, found: dict | None, implemented: bool, seed: int = 0
     else:
         v = verdict(claim, m)
     return {"verdict": v, "value": None if m is None else m.get("value"),
-            "detail": "" if m is None else m.get("detail", ""), "scale": meta["scale"],
+            "detail": "" if m is None else m.get("detail", ""),
+            "scale": meta["scale"] + (" (dirty tree)" if made_from_dirty_tree(meta) else ""),
             "command": meta.get("command", "")}
 
 
@@ -94,7 +101,9 @@ def build_report(seed: int = 0) -> str:
              "Verdicts: *reproduced* (within the stated tolerance), *reproduced qualitatively* (the "
              "effect is there at reduced scale, the number is not comparable), *not reproduced*, "
              "*refuted* (a counterexample is exhibited by a test), *corrected* (the claim holds after "
-             "the stated correction), *not run at this scale*, *not implemented yet*.", ""]
+             "the stated correction), *not run at this scale*, *not implemented yet*. A scale marked "
+             "*(dirty tree)* comes from a run on a working tree with uncommitted changes (its sidecar's "
+             "git sha ends in `-dirty`): the code that made the number is not a commit.", ""]
     rows = {c.id: claim_row(c, found.get(c.experiment), c.experiment in known, seed)
             for c in claims.values()}
     counts = Counter(r["verdict"] for r in rows.values())

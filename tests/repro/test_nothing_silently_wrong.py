@@ -349,3 +349,21 @@ def test_plot_of_an_unknown_id_says_so(capsys) -> None:
     assert cli.main(["plot", "no_such_experiment", "--scale", "ci", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "unknown experiment 'no_such_experiment'" in err and "no cached result" not in err
+
+
+def test_report_flags_numbers_made_from_a_dirty_tree(fake, tmp_path, monkeypatch) -> None:
+    """A sidecar whose git sha ends in -dirty was made by code that is not a commit: its rows say so."""
+    fake()
+    monkeypatch.setattr(runner, "git_sha", lambda: "abc123-dirty")
+    _run(scale="cpu")
+    found = report.find_result("fake")
+    assert report.made_from_dirty_tree(found["meta"])
+    claim = report.Claim(id="polystep.fake", paper="polystep", source="T", statement="s",
+                         experiment="fake", scale="cpu", paper_value=0.0, tolerance=10.0, comparison="abs")
+    monkeypatch.setitem(found["measurements"], "polystep.fake", {"value": 0.5})
+    assert report.claim_row(claim, found, True)["scale"] == "cpu (dirty tree)"
+    monkeypatch.setattr(runner, "git_sha", lambda: "abc123")
+    _run(scale="cpu", force=True)
+    clean = report.find_result("fake")
+    clean["measurements"]["polystep.fake"] = {"value": 0.5}
+    assert report.claim_row(claim, clean, True)["scale"] == "cpu"

@@ -46,3 +46,21 @@ def test_claims_cover_both_papers() -> None:
 def test_unknown_experiment_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="unknown experiment 'nope'"):
         registry.get("nope")
+
+
+def test_every_test_pointer_in_the_registry_resolves() -> None:
+    """A claim's ``test`` names pytest nodes (``path::name``, several separated by commas or
+    spaces): each file exists and defines the test function."""
+    import re
+
+    checked = 0
+    for claim in load_claims().values():
+        for node in filter(None, re.split(r"[,;\s]+", claim.test.strip())):
+            path = ROOT / node.split("::")[0]
+            assert path.is_file(), f"{claim.id}: test file {path} does not exist"
+            if "::" in node:
+                name = node.split("::")[-1].split("[")[0]
+                assert re.search(rf"^\s*def {re.escape(name)}\(", path.read_text(), flags=re.M), \
+                    f"{claim.id}: {path.name} defines no test {name}"
+            checked += 1
+    assert checked > 0
