@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 SCALE  ?= cpu
 DEVICE ?= auto
-PYTEST_ARGS ?= -n auto --dist loadgroup
+PYTEST_ARGS ?= -n auto
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 

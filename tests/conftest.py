@@ -51,27 +51,3 @@ def _isolated_outputs(tmp_path_factory):
     os.environ["POLYSTEP_NO_PROGRESS"] = "1"
     yield
 
-
-#: tests outside tests/experiments/test_<id>.py and the notebooks that run an experiment at ci scale
-_RUNS_EXPERIMENT = {
-    "tests/repro/test_harness_mutation.py": "quickstart_digits",
-    "tests/notebooks/test_notebooks.py::test_readme_notebook_command_works": "quickstart_digits",
-    "tests/repro/test_infrastructure.py::test_cli_list_run_plot_report": "bench_step",
-}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Group every test that runs experiment ``<id>`` (its test module, its notebook, the few
-    others) as ``xdist_group(<id>)``: under ``--dist loadgroup`` (the Makefile's default) they run on
-    one worker, one after the other, so the experiment is computed once and read from the run's
-    cache, instead of twice at once or with a worker idle on the other's lock."""
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        group = _RUNS_EXPERIMENT.get(path) or _RUNS_EXPERIMENT.get(item.nodeid.split("[")[0])
-        if group is None and path.startswith("tests/experiments/test_"):
-            group = path.removeprefix("tests/experiments/test_").removesuffix(".py")
-        if group is None and path == "tests/notebooks/test_notebooks.py" and "[" in item.nodeid:
-            group = item.nodeid.split("[", 1)[1].rstrip("]")
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
