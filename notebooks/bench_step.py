@@ -17,8 +17,17 @@
 # peak memory. At `ci` scale a small MLP stands in for the reference model.
 
 # %%
-from repro.notebook import run_and_show
+from repro.notebook import run_and_show, verdict_table
 from repro.experiments import bench_step
 
 results, measurements = run_and_show("bench_step")
 print("\n".join(bench_step.summary_lines(results)))
+
+# %% [markdown]
+# The verdicts: each claim's rule, registered in `paper/claims.toml` before the measurement,
+# applied by `repro.claims` to what this run measured. Below a claim's registered scale the number
+# is *indicative* only (the rule's outcome is shown in brackets); `polystep-repro claim ID` tells
+# everything about one claim.
+
+# %%
+verdict_table("bench_step", measurements)

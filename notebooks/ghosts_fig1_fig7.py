@@ -26,7 +26,15 @@
 # points per architecture and the spread of $\Delta_a$ over mini-batches (Appendix 1.2.2).
 
 # %%
-from repro.notebook import run_and_show
+from repro.notebook import run_and_show, verdict_table
 
 results, measurements = run_and_show("ghosts_fig1_fig7")
-{cid: (m["value"], m["verdict"]) for cid, m in measurements.items()}
+
+# %% [markdown]
+# The verdicts: each claim's rule, registered in `paper/claims.toml` before the measurement,
+# applied by `repro.claims` to what this run measured. Below a claim's registered scale the number
+# is *indicative* only (the rule's outcome is shown in brackets); `polystep-repro claim ID` tells
+# everything about one claim.
+
+# %%
+verdict_table("ghosts_fig1_fig7", measurements)

@@ -27,7 +27,15 @@
 # Transformer and CNN+BN rows need `POLYSTEP_SCALE=paper` (about 1.5-2 hours on one CPU core).
 
 # %%
-from repro.notebook import run_and_show
+from repro.notebook import run_and_show, verdict_table
 
 results, measurements = run_and_show("ghosts_table1_fig10")
-measurements
+
+# %% [markdown]
+# The verdicts: each claim's rule, registered in `paper/claims.toml` before the measurement,
+# applied by `repro.claims` to what this run measured. Below a claim's registered scale the number
+# is *indicative* only (the rule's outcome is shown in brackets); `polystep-repro claim ID` tells
+# everything about one claim.
+
+# %%
+verdict_table("ghosts_table1_fig10", measurements)

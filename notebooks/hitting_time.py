@@ -25,7 +25,15 @@
 # staircase the lower sub-level set is a ball (convex), so a lower vertex implies a lower barycentre.
 
 # %%
-from repro.notebook import run_and_show
+from repro.notebook import run_and_show, verdict_table
 
 results, measurements = run_and_show("hitting_time")
-measurements
+
+# %% [markdown]
+# The verdicts: each claim's rule, registered in `paper/claims.toml` before the measurement,
+# applied by `repro.claims` to what this run measured. Below a claim's registered scale the number
+# is *indicative* only (the rule's outcome is shown in brackets); `polystep-repro claim ID` tells
+# everything about one claim.
+
+# %%
+verdict_table("hitting_time", measurements)

@@ -23,7 +23,15 @@
 # (`ci` | `cpu` | `paper`; the paper scale is the MNIST sanity check, Table T5, and needs a GPU).
 
 # %%
-from repro.notebook import run_and_show
+from repro.notebook import run_and_show, verdict_table
 
 results, measurements = run_and_show("quickstart_digits")
-measurements
+
+# %% [markdown]
+# The verdicts: each claim's rule, registered in `paper/claims.toml` before the measurement,
+# applied by `repro.claims` to what this run measured. Below a claim's registered scale the number
+# is *indicative* only (the rule's outcome is shown in brackets); `polystep-repro claim ID` tells
+# everything about one claim.
+
+# %%
+verdict_table("quickstart_digits", measurements)

@@ -42,7 +42,15 @@
 # grid and more random problems than `ci`).
 
 # %%
-from repro.notebook import run_and_show
+from repro.notebook import run_and_show, verdict_table
 
 results, measurements = run_and_show("thm41_one_sided_limit")
-measurements
+
+# %% [markdown]
+# The verdicts: each claim's rule, registered in `paper/claims.toml` before the measurement,
+# applied by `repro.claims` to what this run measured. Below a claim's registered scale the number
+# is *indicative* only (the rule's outcome is shown in brackets); `polystep-repro claim ID` tells
+# everything about one claim.
+
+# %%
+verdict_table("thm41_one_sided_limit", measurements)

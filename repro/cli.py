@@ -8,6 +8,7 @@ Examples::
     polystep-repro plot quickstart_digits
     polystep-repro all --scale cpu          # every experiment, then the report
     polystep-repro report
+    polystep-repro claim polystep.thm41_figure_kl_bound   # rule, code, test, value, verdict
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep = sub.add_parser("report", help="write paper/REPORT.md (REPORT-seed<N>.md for --seed N) "
                                           "from the cpu/paper figure sidecars")
     p_rep.add_argument("--seed", type=int, default=0)
+    p_claim = sub.add_parser("claim", help="everything about one claim: rule (and revisions), "
+                                           "measuring function, test, notebook, figures, value, verdict")
+    p_claim.add_argument("id", help="claim id, e.g. polystep.thm41_figure_kl_bound")
+    p_claim.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -62,6 +67,53 @@ def _print_summary(experiment_id: str, stored: dict) -> None:
     if hasattr(module, "summary_lines"):
         for line in module.summary_lines(stored["results"]):
             print(line)
+
+
+def describe_claim(claim_id: str, seed: int = 0) -> str:
+    """The text of ``polystep-repro claim ID``."""
+    from .claims import get_claim, load_claims, source_location
+
+    c = get_claim(claim_id)
+    implemented = c.experiment in registry.experiment_ids()
+    out = [f"{c.id}  ({c.paper}, {c.source})", f"  statement:   {c.statement}",
+           f"  paper value: {c.paper_value!r}", f"  scale:       {c.scale} (a verdict needs a run at "
+           f"this scale or above; below it the number is indicative)"]
+    if c.rule_text:
+        out.append(f"  rule:        {c.rule_text}")
+    if c.criterion:
+        out.append(f"  criterion:   {c.criterion}")
+    if c.fail_rule:
+        out.append(f"  fail rule:   {c.fail_rule}  (then: {c.fail_verdict})")
+    out.append(f"  verdicts:    rule holds -> {c.pass_verdict}; fails -> {c.fail_verdict}"
+               + (" if the fail rule holds, else not reproduced" if c.fail_rule else ""))
+    out.append(f"  registered:  {c.registered}" + (f" (corrects {c.corrects})" if c.corrects else ""))
+    corrections = [o.id for o in load_claims().values() if o.corrects == c.id]
+    if corrections:
+        out.append(f"  corrected by: {', '.join(corrections)}")
+    for rev in c.revision:
+        change = ", ".join(x for x in (f"rule {rev.old_rule!r} -> {rev.new_rule!r}" if rev.old_rule or rev.new_rule else "",
+                                       f"scale {rev.old_scale} -> {rev.new_scale}" if rev.old_scale or rev.new_scale else "") if x)
+        out.append(f"  revision:    {rev.date}: {change}: {rev.reason}")
+    out.append(f"  experiment:  {c.experiment}" + ("" if implemented else "  (not implemented yet)"))
+    if implemented:
+        out.append(f"  measured by: {source_location(c.id) or '(no @claim function: a defect)'}")
+    out.append(f"  test:        {c.test or '(none registered)'}")
+    nb = c.notebook or (f"notebooks/{c.experiment}.py" if (runner.REPO_ROOT / "notebooks" / f"{c.experiment}.py").exists() else "")
+    out.append(f"  notebook:    {nb or '(none)'}")
+    if implemented:
+        figs = sorted(p.relative_to(runner.REPO_ROOT).as_posix()
+                      for scale in report.REPORT_SCALES
+                      for p in runner.figure_dir(scale, seed).glob(f"{c.experiment}*.png"))
+        out.append(f"  figures:     {', '.join(figs) or '(none committed)'}")
+        found = report.find_result(c.experiment, seed)
+        row = report.claim_row(c, found, True, seed)
+        value = row.get("value")
+        out.append(f"  committed:   value {value!r}" + (f" ({row['detail']})" if row.get("detail") else "")
+                   + f"; verdict: {row['verdict']}"
+                   + (f" [rule at that scale: {row['rule_verdict']}]" if row.get("rule_verdict") else "")
+                   + (f"; scale {row['scale']}" if found else ""))
+        out.append(f"  command:     {row['command']}")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,11 +154,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{' and '.join(report.REPORT_SCALES)} sidecars)")
             print(report.write_report(seed=args.seed))
             print(report.write_figures_index(seed=args.seed))
+        elif args.command == "claim":
+            print(describe_claim(args.id, seed=args.seed))
         elif args.command == "report":
             print(report.write_report(seed=args.seed))
             print(report.write_figures_index(seed=args.seed))
     except (KeyError, ValueError, RuntimeError) as err:
-        print(f"polystep-repro: error: {err}", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"polystep-repro: error: {message}", file=sys.stderr)
         return 2
     return 0
 

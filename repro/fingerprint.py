@@ -1,11 +1,19 @@
-"""A fingerprint of the code that produces an experiment's results.
+"""A fingerprint of the code that produces an experiment's results and measurements.
 
-A cached result is reused only when it was made by the same configuration *and* the same code:
-the SHA-256 over the source of every library the experiments run on (``polystep/``, ``ghosts/``
-and ``theory/``), the reproduction machinery (``repro/``, experiments excluded) and the
-experiment's own module with the experiment modules it imports (transitively; shared helpers
-``repro/experiments/_*.py`` always).  Editing one experiment therefore invalidates its own cache
-and those of the experiments that import it, nothing else; editing the optimizer invalidates all.
+A cached result is reused, and a committed sidecar counts as current, only when it was made by the
+same configuration *and* the same code: the SHA-256 over
+
+* the experiment's module and every module of this repository it imports, transitively (found by
+  reading the ``import`` statements, function-level ones included): the optimizer (``polystep/``),
+  the theory (``theory/``, ``ghosts/``), the tasks and the shared experiment helpers it uses;
+* the machinery that runs every experiment (:data:`RUN_MACHINERY`: runner, run context, storage,
+  device and scale handling), whether imported or not.
+
+Modules that only turn measurements into verdicts, text and pictures (:data:`BOOKKEEPING`: the
+claims registry and its rules, the report, the CLI, plotting style) are left out even when imported:
+editing a rule or the report's layout changes no measured number, so it must not force a rerun.
+Editing the optimizer changes the fingerprint of every experiment that uses it, and an experiment's
+edit changes its own and those of the experiments that import it.
 """
 
 from __future__ import annotations
@@ -15,9 +23,14 @@ import hashlib
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-#: top-level source folders whose every ``.py`` file enters every fingerprint (absent ones skipped)
+#: top-level packages of this repository whose modules can enter a fingerprint
 LIBRARIES = ("polystep", "ghosts", "theory", "repro")
 EXPERIMENTS = Path("repro") / "experiments"
+#: always part of the fingerprint: the code around every ``run()``
+RUN_MACHINERY = ("repro.runner", "repro.context", "repro.storage", "repro.device", "repro.scale")
+#: never part of it: verdicts, registry, report, CLI, figure style (no measured number depends on them)
+BOOKKEEPING = ("repro.claims", "repro.report", "repro.cli", "repro.registry", "repro.fingerprint",
+               "repro.notebook", "repro.figures")
 _file_cache: dict[Path, tuple[int, int, str]] = {}
 
 
@@ -32,47 +45,75 @@ def _file_digest(path: Path) -> str:
     return digest
 
 
-def _imported_experiments(module_file: Path, known: set[str]) -> set[str]:
-    """Experiment modules that ``module_file`` imports (``from . import x``, ``from .x import``,
-    ``from repro.experiments.x import``, ``from repro.experiments import x``)."""
-    tree = ast.parse(module_file.read_text(), filename=str(module_file))
+def module_file(name: str, root: Path = PACKAGE_ROOT) -> Path | None:
+    """The source file of the repository module ``name`` (``a.b`` -> a/b.py or a/b/__init__.py)."""
+    parts = name.split(".")
+    if not parts or parts[0] not in LIBRARIES:
+        return None
+    base = root.joinpath(*parts)
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _with_parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def imported_modules(name: str, root: Path = PACKAGE_ROOT) -> set[str]:
+    """Repository modules that module ``name`` imports anywhere in its source (and their parent
+    packages, whose ``__init__`` runs on import)."""
+    path = module_file(name, root)
+    if path is None:
+        return set()
+    is_package = path.name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            mod = node.module or ""
-            if node.level == 1 or mod == "repro.experiments" or mod.startswith("repro.experiments."):
-                base = mod.removeprefix("repro.experiments").lstrip(".") if node.level == 0 else mod
-                if base:
-                    found.add(base.split(".")[0])
-                else:
-                    found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("repro.experiments."):
-                    found.add(alias.name.split(".")[2])
-    return found & known
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    out = set()
+    for mod in found:
+        for candidate in _with_parents(mod):
+            if module_file(candidate, root) is not None:
+                out.add(candidate)
+    return out
+
+
+def modules(experiment_id: str, root: Path = PACKAGE_ROOT) -> list[str]:
+    """The repository modules whose source enters ``experiment_id``'s fingerprint."""
+    start = f"repro.experiments.{experiment_id}"
+    if module_file(start, root) is None:
+        raise KeyError(f"unknown experiment {experiment_id!r}: no {EXPERIMENTS / experiment_id}.py")
+    seen: set[str] = set()
+    todo = [start, *RUN_MACHINERY]
+    while todo:
+        mod = todo.pop()
+        if mod in seen or mod in BOOKKEEPING:
+            continue
+        seen.add(mod)
+        todo += sorted(imported_modules(mod, root) - seen)
+    # the run machinery's own imports beyond itself (storage <- context) are covered above
+    return sorted(seen)
 
 
 def source_files(experiment_id: str, root: Path = PACKAGE_ROOT) -> list[Path]:
     """The files whose content enters ``experiment_id``'s fingerprint, relative to ``root``."""
-    exp_dir = root / EXPERIMENTS
-    known = {p.stem for p in exp_dir.glob("*.py")}
-    if experiment_id not in known:
-        raise KeyError(f"unknown experiment {experiment_id!r}: no {EXPERIMENTS / experiment_id}.py")
-    files: set[Path] = set()
-    for lib in LIBRARIES:
-        for p in (root / lib).rglob("*.py"):
-            if exp_dir not in p.parents:
-                files.add(p)
-    wanted, todo = set(), [experiment_id] + sorted(k for k in known if k.startswith("_"))
-    while todo:
-        name = todo.pop()
-        if name in wanted:
-            continue
-        wanted.add(name)
-        todo += sorted(_imported_experiments(exp_dir / f"{name}.py", known) - wanted)
-    files |= {exp_dir / f"{name}.py" for name in wanted}
-    return sorted(p.relative_to(root) for p in files if "__pycache__" not in p.parts)
+    files = {module_file(m, root) for m in modules(experiment_id, root)}
+    return sorted(p.relative_to(root) for p in files if p is not None)
 
 
 def code_fingerprint(experiment_id: str, root: Path = PACKAGE_ROOT) -> str:

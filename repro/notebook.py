@@ -44,3 +44,49 @@ def run_and_show(experiment_id: str, *, seed: int | None = None, device: str | N
         except ImportError:
             print(module.table(stored["results"]))
     return stored["results"], runner.measurements(experiment_id, stored["results"])
+
+
+class VerdictTable:
+    """The verdict table a notebook shows: per claim of an experiment, the registered rule, the
+    measured value and the verdict of :func:`repro.claims.judge` at the run's scale (below the
+    claim's registered scale: *indicative*). Renders as markdown in Jupyter, as text in a console."""
+
+    def __init__(self, experiment_id: str, measurements: dict, scale: str):
+        from .claims import claims_of, get_claim, judge
+
+        self.experiment_id, self.scale = experiment_id, scale
+        self.rows = []
+        for cid in claims_of(experiment_id):
+            c = get_claim(cid)
+            j = judge(c, measurements.get(cid), scale)
+            self.rows.append({"claim": cid, "scale": c.scale, "rule": c.rule_text or "–",
+                              "value": j.value, "verdict": j.label,
+                              "rule_verdict": j.rule_verdict})
+        #: claim id -> verdict label, what the table shows
+        self.verdicts = {r["claim"]: r["verdict"] for r in self.rows}
+
+    def markdown(self) -> str:
+        def fmt(v):
+            if isinstance(v, float):
+                return f"{v:.4g}"
+            return "–" if v is None else str(v).replace("|", "\\|")
+
+        lines = [f"Verdicts at **{self.scale}** scale (rules from `paper/claims.toml`):", "",
+                 "| claim | registered scale | rule | measured | verdict |", "|---|---|---|---|---|"]
+        for r in self.rows:
+            shown = r["verdict"] + (f" (rule: {r['rule_verdict']})" if r["verdict"].startswith("indicative")
+                                    and r["rule_verdict"] else "")
+            lines.append(f"| `{r['claim']}` | {r['scale']} | `{fmt(r['rule'])}` | {fmt(r['value'])} | {shown} |")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def __repr__(self) -> str:
+        return self.markdown()
+
+
+def verdict_table(experiment_id: str, measurements: dict, scale: str | None = None) -> VerdictTable:
+    """The verdicts of ``experiment_id``'s claims on ``measurements`` (from :func:`run_and_show`) at
+    ``scale`` (default ``$POLYSTEP_SCALE``): what a notebook's last cell shows."""
+    return VerdictTable(experiment_id, measurements, scale_from_env() if scale is None else scale)

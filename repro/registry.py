@@ -9,8 +9,9 @@ An experiment is a module ``repro.experiments.<ID>`` that defines:
 * ``run(cfg, ctx) -> dict``: plain data (scalars, lists, numpy arrays);
 * ``plot(results) -> Figure | dict[str, Figure]`` (optional);
 * ``table(results) -> str`` (optional): a markdown table;
-* ``measure(results) -> dict[claim_id, dict]`` (optional): the reproduced values of its claims,
-  each ``{"value": ..., "verdict": optional str, "detail": optional str}``.
+* one measuring function per claim, registered with ``@repro.claims.claim("<claim id>")``:
+  ``fn(results) -> {"value": ..., "detail": str, "evidence": {...}}`` (never a verdict: the claim's
+  rule in ``paper/claims.toml`` decides, in :mod:`repro.claims`).
 
 Modules are discovered, not listed: adding a file adds an experiment.
 """

@@ -198,8 +198,10 @@ def _compute(module, cfg, experiment_id: str, scale: str, seed: int, dev: torch.
 
 
 def measurements(experiment_id: str, results: dict) -> dict:
-    module = registry.get(experiment_id)
-    return module.measure(results) if hasattr(module, "measure") else {}
+    """``{claim_id: measurement}`` from the experiment's ``@claim`` measuring functions."""
+    from .claims import measure
+
+    return measure(experiment_id, results)
 
 
 def write_outputs(experiment_id: str, stored: dict) -> list[Path]:

@@ -46,11 +46,32 @@ def test_notebook_executes_at_ci_scale(path: Path, capsys) -> None:
     import matplotlib.pyplot as plt
 
     try:
-        _, shown = run_cells(path)
+        namespace, shown = run_cells(path)
     finally:
         plt.close("all")
     printed = capsys.readouterr().out
     assert shown or printed.strip(), f"{path.name} produced no output"
+    _assert_verdict_table_is_the_registrys(path.stem, namespace, shown)
+
+
+def _assert_verdict_table_is_the_registrys(experiment_id: str, namespace: dict, shown: list) -> None:
+    """The verdict table a notebook displays is the registry's: one row per claim of the
+    experiment, each verdict the registered rule (and scale rule) applied to the measurement
+    recomputed here from the notebook's results -- not a table the notebook made up."""
+    from repro import claims, registry
+    from repro.notebook import VerdictTable
+
+    if experiment_id not in registry.experiment_ids() or not claims.claims_of(experiment_id):
+        return
+    tables = [v for v in shown if isinstance(v, VerdictTable)]
+    assert len(tables) == 1, f"notebook {experiment_id} must display one verdict table, shows {len(tables)}"
+    table = tables[0]
+    assert table.experiment_id == experiment_id and table.scale == "ci"
+    measured = claims.measure(experiment_id, namespace["results"])
+    expected = {cid: claims.judge(claims.get_claim(cid), measured.get(cid), "ci").label
+                for cid in claims.claims_of(experiment_id)}
+    assert table.verdicts == expected
+    assert all(v in claims.VERDICTS or v.endswith(f"({claims.REVISED})") for v in expected.values())
 
 
 def test_readme_notebook_command_works(tmp_path: Path) -> None:
