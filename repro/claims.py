@@ -260,12 +260,13 @@ def evaluate_rule(expr: str, measurement: dict, claim: Claim | None = None) -> b
     to ``measurement["evidence"]``), ``paper_value`` and ``tolerance`` (the claim's)."""
     tree = _check_expression(expr)
     cid = claim.id if claim else "?"
-    env = {"value": measurement.get("value"), "evidence": _Evidence(measurement.get("evidence") or {}, cid),
+    env = {"__builtins__": {}, "value": measurement.get("value"), "evidence": _Evidence(measurement.get("evidence") or {}, cid),
            "paper_value": claim.paper_value if claim else None,
            "tolerance": claim.tolerance if claim else None, "True": True, "False": False,
            "nan": math.nan, "inf": math.inf, "pi": math.pi, **_FUNCS}
     try:
-        result = eval(compile(tree, f"<rule of {cid}>", "eval"), {"__builtins__": {}}, env)  # noqa: S307
+        # one namespace as globals, so generator expressions see the names too
+        result = eval(compile(tree, f"<rule of {cid}>", "eval"), env)  # noqa: S307
     except ValueError:
         raise
     except Exception as err:  # a rule that cannot be evaluated on this measurement is a defect

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repro.claims import load_claims
+import repro.claims
+from repro.claims import claims_of, get_claim, verdict
 from repro.experiments import ghosts_fig2
 from tests.experiments.ci import run_at_ci
+
+CID = "ghosts.fig2_pole_radius"
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +25,11 @@ def test_coefficients_are_the_geometric_series(res) -> None:
 
 
 def test_radius_estimates_from_the_coefficients(res) -> None:
-    assert res["radius_envelope"] == pytest.approx(2.0, rel=1e-12)  # |c_n| = 2^-(n+1) exactly
-    assert res["radius_ratio"] == pytest.approx(2.0, rel=1e-12)
-    # the plain root test is biased high by 2^(1/n) at n = N = 60
-    assert res["radius_root_test"] == pytest.approx(2.0 * 2.0 ** (1 / 60), rel=1e-12)
+    a = res["a"]  # the pole at -a sets the radius
+    assert res["radius_envelope"] == pytest.approx(a, rel=1e-12)  # |c_n| = a^-(n+1) exactly
+    assert res["radius_ratio"] == pytest.approx(a, rel=1e-12)
+    # the plain root test is biased high by a^(1/n) at n = N = 60
+    assert res["radius_root_test"] == pytest.approx(a * a ** (1 / 60), rel=1e-12)
 
 
 def test_error_shrinks_inside_and_grows_outside(res) -> None:
@@ -45,10 +49,29 @@ def test_odd_polynomials_vanish_at_the_radius(res) -> None:
     assert np.all(T[:, x > 2.0] < 0)  # dashed in panel (a)
 
 
-def test_claim_value_and_figure(res) -> None:
-    claim = load_claims()["ghosts.fig2_pole_radius"]
-    m = ghosts_fig2.measure(res)["ghosts.fig2_pole_radius"]
-    assert "verdict" not in m  # numeric claim: the report compares value and tolerance
-    assert abs(m["value"] - claim.paper_value) <= claim.tolerance
+def test_measurement(res) -> None:
+    ms = repro.claims.measure(ghosts_fig2.ID, res)
+    assert set(ms) == set(claims_of(ghosts_fig2.ID)) == {CID}
+    for cid, m in ms.items():
+        verdict(get_claim(cid), m)  # the registered rule evaluates on the evidence given
+    m = ms[CID]
+    assert m["value"] == res["radius_envelope"] == pytest.approx(res["a"], rel=1e-12)
+    ev = m["evidence"]
+    # the probes split at the radius and the measured rates sit on the right side of 1
+    assert ev["probes_inside"] + ev["probes_outside"] == list(res["probes"])
+    assert max(ev["probes_inside"]) < 1 < min(ev["probes_outside"])
+    np.testing.assert_allclose(ev["rates_inside"] + ev["rates_outside"], res["probes"], rtol=1e-4)
+    assert max(ev["rates_inside"]) < 1 < min(ev["rates_outside"])
+    assert verdict(get_claim(CID), m) == "reproduced"
+
+
+def test_rule_fails_when_the_error_trend_is_wrong(res) -> None:
+    # a correct radius with an error that does not blow up outside the disk is not the paper's figure
+    m = repro.claims.measure(ghosts_fig2.ID, res)[CID]
+    bad = {**m, "evidence": {**m["evidence"], "rates_outside": [0.99, 1.5]}}
+    assert verdict(get_claim(CID), bad) == "not reproduced"
+
+
+def test_figure(res) -> None:
     fig = ghosts_fig2.plot(res)
     assert len(fig.axes) == 4

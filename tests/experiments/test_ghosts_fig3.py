@@ -7,9 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from repro.claims import load_claims
+import repro.claims
+from repro.claims import claims_of, get_claim, verdict
 from repro.experiments import ghosts_fig3
 from tests.experiments.ci import run_at_ci
+
+CID = "ghosts.fig3_sigmoid_radius"
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +22,6 @@ def res():
 
 def test_sigma_at_pi(res) -> None:
     assert res["sigma_pi"] == pytest.approx(1 / (1 + math.exp(-math.pi)), rel=1e-15)
-    assert res["sigma_pi"] == pytest.approx(0.958576, abs=1e-6)
 
 
 def test_coefficients_of_the_sigmoid(res) -> None:
@@ -30,7 +32,7 @@ def test_coefficients_of_the_sigmoid(res) -> None:
 
 
 def test_radius_is_pi(res) -> None:
-    # poles at +-i pi: c_n ~ 2 pi^-(n+1) for odd n; digest C3 tolerance for the envelope fit: 0.5%
+    # poles at +-i pi: c_n ~ 2 pi^-(n+1) for odd n
     assert res["radius_envelope"] == pytest.approx(math.pi, rel=1e-6)
     assert res["radius_ratio"] == pytest.approx(math.pi, rel=1e-6)
     assert math.pi < res["radius_root_test"] < 1.02 * math.pi  # biased high by ~ln(n)/n
@@ -48,9 +50,30 @@ def test_taylor_polynomials_track_sigma_only_inside(res) -> None:
     assert np.min(np.abs(T[-1, outside] - f[outside])) > 1.0
 
 
-def test_claim_value_and_figure(res) -> None:
-    claim = load_claims()["ghosts.fig3_sigmoid_radius"]
-    m = ghosts_fig3.measure(res)["ghosts.fig3_sigmoid_radius"]
-    assert "verdict" not in m
-    assert abs(m["value"] - claim.paper_value) <= claim.tolerance
+def test_measurement(res) -> None:
+    ms = repro.claims.measure(ghosts_fig3.ID, res)
+    assert set(ms) == set(claims_of(ghosts_fig3.ID)) == {CID}
+    for cid, m in ms.items():
+        verdict(get_claim(cid), m)  # the registered rule evaluates on the evidence given
+    m = ms[CID]
+    assert m["value"] == res["sigma_pi"]
+    ev = m["evidence"]
+    assert ev["radius_envelope"] == res["radius_envelope"]
+    assert ev["radius_rel_error"] == pytest.approx(abs(res["radius_envelope"] / math.pi - 1), abs=1e-18)
+    assert ev["radius_rel_error"] < 1e-9  # exact poles at +-i pi: the envelope fit finds pi
+    assert ev["probes_inside"] + ev["probes_outside"] == list(res["probes"])
+    assert max(ev["probes_inside"]) < 1 < min(ev["probes_outside"])
+    assert max(ev["rates_inside"]) < 1 < min(ev["rates_outside"])
+    assert verdict(get_claim(CID), m) == "reproduced"
+
+
+def test_rule_needs_the_radius_not_only_sigma_at_pi(res) -> None:
+    # sigma(pi) alone is not the figure: a radius measured far from pi fails the rule
+    m = repro.claims.measure(ghosts_fig3.ID, res)[CID]
+    bad = {**m, "evidence": {**m["evidence"], "radius_rel_error": 0.1}}
+    assert verdict(get_claim(CID), bad) == "not reproduced"
+
+
+def test_figure_and_table(res) -> None:
     assert len(ghosts_fig3.plot(res).axes) == 4
+    assert f"(paper: {get_claim(CID).paper_value:g})" in ghosts_fig3.table(res)

@@ -35,6 +35,9 @@ def test_rule_expressions_over_value_and_evidence() -> None:
     assert evaluate_rule("sum(1 for e in evidence.cells if e <= 0.1) == 2", m)
     assert evaluate_rule("abs(value - paper_value) <= tolerance", m, _claim(paper_value=0.31, tolerance=0.02))
     assert evaluate_rule("isfinite(value) and evidence.n % 2 == 0", m)
+    # names are visible inside generator expressions too
+    assert evaluate_rule("all(isfinite(e) and abs(e - value) < evidence.n for e in evidence.cells)", m)
+    assert evaluate_rule("any(e <= tolerance for e in evidence.cells)", m, _claim(tolerance=0.05))
     with pytest.raises(ValueError, match=r"needs evidence.missing.*gives \['cells', 'found', 'n'\]"):
         evaluate_rule("evidence.missing > 0", m)
     with pytest.raises(ValueError, match="failed on the measurement: TypeError"):
