@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from repro.claims import load_claims
+from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, curvature_along, digits_pixels_split,
                                               first_crossing, gradient_direction, median_iqr,
@@ -51,16 +51,9 @@ from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, curvature_alon
 
 ID = "ghosts_fig8"
 TITLE = "Ghosts of softmax, Fig 8 / App. 5.4: gradient vs random directions on a linear digits classifier"
-CLAIMS = tuple(c.id for c in load_claims().values() if c.experiment == ID)
+CLAIMS = claims_of(ID)
 VERSION = 1
 
-PAPER_ACC = (73.0, 91.0, 94.0)
-PAPER_LOSS_R1 = ((1.50, 1.08), (1.48, 1.14), (1.59, 1.20))
-PAPER_FLIP_R1 = ((84.0, 72.0), (21.0, 17.0), (12.0, 6.0))
-PAPER_OVERESTIMATE = (10.0, 460.0)
-#: verdict rules fixed before the runs
-OVERESTIMATE_FACTOR = 3.0        # "~10x" / "~460x" match within a factor 3
-R2_QUALITATIVE = 0.9             # "R^2 ~ 1"
 GRAD_COLOR, RANDOM_COLOR = "#D55E00", "#0072B2"
 
 
@@ -220,97 +213,122 @@ def summarize(results: dict) -> dict:
     return out
 
 
-def measure(results: dict) -> dict:
-    s = summarize(results)
-    st = s["stages"]
+def _note(results: dict) -> str:
+    return (f"linear digits classifier (released randomdirs protocol), median over {len(results['seeds'])} "
+            "seed(s); the paper reports one seed")
+
+
+def _paired(results: dict, key: str) -> list[list[float]]:
+    """``[[gradient, median random], ...]`` of a summary key per stage (early, mid, late)."""
+    return [[float(v) for v in st[key]] for st in summarize(results)["stages"].values()]
+
+
+def _abs_errors(claim_id: str, values) -> list[float]:
+    """``|measured - paper|`` element by element (flattened, in stage order) against the claim's
+    registered ``paper_value``; shorter than the paper's list when a stage is missing."""
+    flat = np.asarray(values, dtype=float).ravel()
+    paper = np.asarray(get_claim(claim_id).paper_value, dtype=float).ravel()
+    return [float(abs(v - p)) for v, p in zip(flat, paper)]
+
+
+def _paired_evidence(claim_id: str, vals: list[list[float]]) -> dict:
+    """Evidence of a [gradient, random] x stage claim: the values, their distance to the paper's,
+    gradient - random per stage and the stage-to-stage drop of each direction's value."""
+    return {"values": vals, "abs_err": _abs_errors(claim_id, vals),
+            "gradient_minus_random": [g - r for g, r in vals],
+            "stage_drop": [vals[i][k] - vals[i + 1][k] for i in range(len(vals) - 1) for k in (0, 1)]}
+
+
+@claim("ghosts.fig8_stage_accuracies")
+def _stage_accuracies(results: dict) -> dict:
+    st = summarize(results)["stages"]
     names = list(st)
-    n_seeds = len(results["seeds"])
-    note = (f"linear digits classifier (released randomdirs protocol), median over {n_seeds} seed(s); "
-            "the paper reports one seed")
-    out = {}
-
     acc = [st[n]["train_acc"] for n in names]
-    ok = len(acc) == 3 and all(abs(a - p) <= 2 for a, p in zip(acc, PAPER_ACC))
-    inside = len(acc) == 3 and all(
-        100 * min(rr["stages"][n]["train_acc"] for rr in results["runs"]) <= p
-        <= 100 * max(rr["stages"][n]["train_acc"] for rr in results["runs"]) for n, p in zip(names, PAPER_ACC))
-    out["ghosts.fig8_stage_accuracies"] = {
-        "value": [round(a, 1) for a in acc], "verdict": "reproduced" if ok else "not reproduced",
-        "detail": f"train-split accuracy after {[results['runs'][0]['stages'][n]['step'] for n in names]} SGD steps "
-                  f"(paper {list(PAPER_ACC)}, tolerance 2); per-seed range: "
-                  + ", ".join(f"{n} {100 * min(rr['stages'][n]['train_acc'] for rr in results['runs']):.1f}-"
-                              f"{100 * max(rr['stages'][n]['train_acc'] for rr in results['runs']):.1f}%"
-                              for n in names)
+    lo = [100 * min(rr["stages"][n]["train_acc"] for rr in results["runs"]) for n in names]
+    hi = [100 * max(rr["stages"][n]["train_acc"] for rr in results["runs"]) for n in names]
+    cid = "ghosts.fig8_stage_accuracies"
+    paper = list(get_claim(cid).paper_value)
+    inside = len(acc) == len(paper) and all(a <= p <= b for a, p, b in zip(lo, paper, hi))
+    return {
+        "value": [round(a, 1) for a in acc],
+        "detail": f"train-split accuracy (%) after {[results['runs'][0]['stages'][n]['step'] for n in names]} SGD "
+                  "steps; per-seed range: " + ", ".join(f"{n} {a:.1f}-{b:.1f}%" for n, a, b in zip(names, lo, hi))
                   + f"; the paper's single-seed values lie {'inside' if inside else 'outside'} these per-seed ranges"
-                  + f"; {note}"}
+                  + f"; {_note(results)}",
+        "evidence": {"train_acc": acc, "abs_err": _abs_errors(cid, acc), "seed_min": lo, "seed_max": hi,
+                     "paper_inside_seed_range": inside}}
 
-    def paired(key, paper, tol):
-        vals = [st[n][key] for n in names]
-        within = len(vals) == 3 and all(abs(v - p) <= tol for pair, ppair in zip(vals, paper)
-                                        for v, p in zip(pair, ppair))
-        ordered = all(g >= rnd for g, rnd in vals)
-        return vals, within, ordered
 
-    vals, within, ordered = paired("loss_ratio_r1", PAPER_LOSS_R1, 0.1)
-    loose = len(vals) == 3 and all(abs(v - p) <= 0.3 for pair, ppair in zip(vals, PAPER_LOSS_R1)
-                                   for v, p in zip(pair, ppair))
-    out["ghosts.fig8_loss_ratio_at_r1"] = {
-        "value": [[round(v, 2) for v in pair] for pair in vals],
-        "verdict": "reproduced" if within else ("reproduced qualitatively" if ordered and loose else "not reproduced"),
-        "detail": "[gradient (ascent), median of random] loss ratio at r = 1 per stage (early, mid, late); "
-                  "tolerance 0.1 (qualitatively: gradient >= random everywhere and all within 0.3); " + note}
+@claim("ghosts.fig8_loss_ratio_at_r1")
+def _loss_ratio_at_r1(results: dict) -> dict:
+    vals = _paired(results, "loss_ratio_r1")
+    return {"value": [[round(v, 2) for v in pair] for pair in vals],
+            "detail": "[gradient (ascent), median of random] loss ratio at r = 1 per stage (early, mid, late); "
+                      + _note(results),
+            "evidence": _paired_evidence("ghosts.fig8_loss_ratio_at_r1", vals)}
 
-    vals, within, ordered = paired("flip_r1", PAPER_FLIP_R1, 5.0)
-    decreasing = all(vals[i][0] >= vals[i + 1][0] and vals[i][1] >= vals[i + 1][1] for i in range(len(vals) - 1))
-    out["ghosts.fig8_flip_fraction_at_r1"] = {
-        "value": [[round(v, 1) for v in pair] for pair in vals],
-        "verdict": "reproduced" if within else
-                   ("reproduced qualitatively" if ordered and decreasing else "not reproduced"),
-        "detail": "[gradient, median random] flip fraction (%) at r = 1 per stage; tolerance 5 points "
-                  "(qualitatively: gradient >= random and both fall from early to late). The early stage already "
-                  f"flips {vals[0][1]:.0f}% of predictions at r = 1 along random directions, so 'no failure below "
-                  f"r = 1' holds for loss, not for prediction churn; " + note}
 
+@claim("ghosts.fig8_flip_fraction_at_r1")
+def _flip_fraction_at_r1(results: dict) -> dict:
+    vals = _paired(results, "flip_r1")
+    return {"value": [[round(v, 1) for v in pair] for pair in vals],
+            "detail": "[gradient, median random] flip fraction (%) at r = 1 per stage (early, mid, late). The early "
+                      f"stage already flips {vals[0][1]:.0f}% of predictions at r = 1 along random directions, so "
+                      "'no failure below r = 1' holds for loss, not for prediction churn; " + _note(results),
+            "evidence": _paired_evidence("ghosts.fig8_flip_fraction_at_r1", vals)}
+
+
+@claim("ghosts.app54_rho_a_below_hessian_scale")
+def _rho_a_below_hessian_scale(results: dict) -> dict:
+    st = summarize(results)["stages"]
+    names = list(st)
     below = [st[n]["rho_below_hessian"] for n in names]
     hit, tot = sum(b[0] for b in below), sum(b[1] for b in below)
-    out["ghosts.app54_rho_a_below_hessian_scale"] = {
+    grad = [st[n]["grad_rho_below_hessian"] for n in names]
+    return {
         "value": f"{hit}/{tot}",
-        "verdict": "reproduced qualitatively" if hit == tot else "not reproduced",
         "detail": "random directions with rho_a < 2/kappa, per stage: "
                   + ", ".join(f"{n} {b[0]}/{b[1]}" for n, b in zip(names, below))
-                  + f" ({results['n_random']} directions x {n_seeds} seed(s)); gradient direction: "
-                  + ", ".join(f"{n} {st[n]['grad_rho_below_hessian'][0]}/{st[n]['grad_rho_below_hessian'][1]}"
-                              for n in names)
-                  + "; the paper's source experiment is unspecified (randomdirs or phasetransition)"}
+                  + f" ({results['n_random']} directions x {len(results['seeds'])} seed(s)); gradient direction: "
+                  + ", ".join(f"{n} {g[0]}/{g[1]}" for n, g in zip(names, grad))
+                  + "; the paper's source experiment is unspecified (randomdirs or phasetransition)",
+        "evidence": {"below": hit, "total": tot, "gradient_below": sum(g[0] for g in grad),
+                     "gradient_total": sum(g[1] for g in grad)}}
 
-    early, late = st[names[0]]["hessian_over_rho_random_median"], st[names[-1]]["hessian_over_rho_random_median"]
-    ge, gl = st[names[0]]["hessian_over_rho_gradient_median"], st[names[-1]]["hessian_over_rho_gradient_median"]
-    f = OVERESTIMATE_FACTOR
-    match = (PAPER_OVERESTIMATE[0] / f <= early <= PAPER_OVERESTIMATE[0] * f
-             and PAPER_OVERESTIMATE[1] / f <= late <= PAPER_OVERESTIMATE[1] * f)
-    out["ghosts.app54_hessian_overestimate_growth"] = {
-        "value": f"{early:.3g}x -> {late:.3g}x",
-        "verdict": "reproduced qualitatively" if match else "not reproduced",
+
+@claim("ghosts.app54_hessian_overestimate_growth")
+def _hessian_overestimate_growth(results: dict) -> dict:
+    st = summarize(results)["stages"]
+    names = list(st)
+    rand = [st[n]["hessian_over_rho_random_median"] for n in names]
+    grad = [st[n]["hessian_over_rho_gradient_median"] for n in names]
+    late_range = st[names[-1]]["hessian_over_rho_random_range"]
+    return {
+        "value": f"{rand[0]:.3g}x -> {rand[-1]:.3g}x",
         "detail": "median over random directions of (2/kappa)/rho_a, early -> late: "
-                  + " -> ".join(f"{st[n]['hessian_over_rho_random_median']:.3g}x" for n in names)
-                  + f" (range late {st[names[-1]]['hessian_over_rho_random_range'][0]:.3g}-"
-                    f"{st[names[-1]]['hessian_over_rho_random_range'][1]:.3g}x); "
-                    f"gradient direction {ge:.3g}x -> {gl:.3g}x; "
-                  f"match = within a factor {f:g} of 10x and 460x; " + note}
+                  + " -> ".join(f"{v:.3g}x" for v in rand)
+                  + f" (range late {late_range[0]:.3g}-{late_range[1]:.3g}x); "
+                    f"gradient direction {grad[0]:.3g}x -> {grad[-1]:.3g}x; " + _note(results),
+        "evidence": {"early": rand[0], "late": rand[-1], "random_median_per_stage": rand,
+                     "gradient_median_per_stage": grad, "late_range": list(late_range)}}
 
-    lr = s["lr_sweep"]
+
+@claim("ghosts.app54_crossover_vs_lr")
+def _crossover_vs_lr(results: dict) -> dict:
+    lr = summarize(results)["lr_sweep"]
     a, b, r2 = lr["fit_star"]
     ae, be, r2e = lr["fit_eff"]
-    out["ghosts.app54_crossover_vs_lr"] = {
+    return {
         "value": r2,
-        "verdict": "reproduced qualitatively" if r2 >= R2_QUALITATIVE else "not reproduced",
         "detail": f"our reading (undefined in the paper): delta* = ln(pi Delta_a/2) along the gradient after "
                   f"{results['lr_sweep_steps']} SGD steps at eta in {[float(e) for e in lr['lr']]}: "
                   f"{[round(float(e), 3) for e in lr['delta_star']]}, fit A={a:.3f}, B={b:.3f}, R^2={r2:.3f}; "
                   f"effective margin ln(pi Delta_a tau_H/(2 rho_a)): {[round(float(e), 3) for e in lr['delta_eff']]}, "
-                  f"A={ae:.3f}, B={be:.3f}, "
-                  f"R^2={r2e:.3f}; threshold R^2 >= {R2_QUALITATIVE:g}"}
-    return out
+                  f"A={ae:.3f}, B={be:.3f}, R^2={r2e:.3f}",
+        "evidence": {"r2_star": r2, "slope_star": b, "intercept_star": a, "r2_eff": r2e, "slope_eff": be,
+                     "intercept_eff": ae, "lr": [float(e) for e in lr["lr"]],
+                     "delta_star": [float(e) for e in lr["delta_star"]],
+                     "delta_eff": [float(e) for e in lr["delta_eff"]]}}
 
 
 def table(results: dict) -> str:
@@ -319,10 +337,13 @@ def table(results: dict) -> str:
              "| rho_a < 2/kappa | (2/kappa)/rho_a random (median) | gradient | r(loss x2) random (CV) "
              "| tau/tau_H at loss x2 (CV) |",
              "|---|---|---|---|---|---|---|---|---|"]
+    paper_acc = get_claim("ghosts.fig8_stage_accuracies").paper_value
+    paper_loss = get_claim("ghosts.fig8_loss_ratio_at_r1").paper_value
+    paper_flip = get_claim("ghosts.fig8_flip_fraction_at_r1").paper_value
     for i, (n, v) in enumerate(s["stages"].items()):
-        pa = f" (paper {PAPER_ACC[i]:g}%)" if i < 3 else ""
-        pl = f" (paper {PAPER_LOSS_R1[i][0]:g} / {PAPER_LOSS_R1[i][1]:g})" if i < 3 else ""
-        pf = f" (paper {PAPER_FLIP_R1[i][0]:g} / {PAPER_FLIP_R1[i][1]:g})" if i < 3 else ""
+        pa = f" (paper {paper_acc[i]:g}%)" if i < 3 else ""
+        pl = f" (paper {paper_loss[i][0]:g} / {paper_loss[i][1]:g})" if i < 3 else ""
+        pf = f" (paper {paper_flip[i][0]:g} / {paper_flip[i][1]:g})" if i < 3 else ""
         lines.append(f"| {n} | {v['train_acc']:.1f}%{pa} "
                      f"| {v['loss_ratio_r1'][0]:.2f} / {v['loss_ratio_r1'][1]:.2f}{pl} "
                      f"| {v['flip_r1'][0]:.0f}% / {v['flip_r1'][1]:.0f}%{pf} "

@@ -27,11 +27,12 @@ threshold), in tau and in r_T units; per temperature the median over seeds is ta
 six temperatures we report (population std, ``ddof = 0``): std of the onset in tau units and in
 r_T units (the paper's two numbers are presumably of this kind; the units differ, so their ratio
 is not unit-free), std of log10(onset) and the coefficient of variation std/mean (both unit-free),
-and the raw/normalized ratio of each.  Verdict rules (constants below, fixed before the runs):
-the raw claim holds qualitatively when the raw onsets spread by at least ``RAW_SPREAD_LOG10`` in
-log10 std; the normalized claim when normalization shrinks both unit-free spreads by at least
-``COLLAPSE_FACTOR``; the alignment claim when every temperature's r_T onset lies in
-``ALIGN_WINDOW`` and max/min of the onsets is at most ``ALIGN_FACTOR``.
+and the raw/normalized ratio of each.  The verdict rules (fixed before the runs) are registered
+with the claims in ``paper/claims.toml`` (``polystep-repro claim <id>``): for the raw claim a
+minimum log10 std of the raw onsets; for the normalized claim a minimum factor by which
+normalization shrinks both unit-free spreads; for the alignment claim a window for every
+temperature's r_T onset and a bound on their max/min.  The measuring functions (``@claim``) return
+these spreads as evidence.
 """
 
 from __future__ import annotations
@@ -41,22 +42,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from repro.claims import load_claims
+from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, digits_pixels_split, first_crossing,
                                               gradient_direction, median_iqr, one_step_sweep, train_classifier)
 
 ID = "ghosts_fig9"
 TITLE = "Ghosts of softmax, Fig 9: one-step loss ratio vs raw tau and vs r_T = tau Delta_a/(pi T) across temperatures"
-CLAIMS = tuple(c.id for c in load_claims().values() if c.experiment == ID)
+CLAIMS = claims_of(ID)
 VERSION = 1
-
-PAPER_STD_RAW, PAPER_STD_NORM = 0.992, 0.164
-#: verdict rules (fixed before the runs)
-RAW_SPREAD_LOG10 = 0.3      # raw onsets differ by a factor ~2 (1 std) or more across temperatures
-COLLAPSE_FACTOR = 3.0       # normalization shrinks the unit-free spreads at least 3x (paper: ~6x)
-ALIGN_WINDOW = (1.0, 4.0)   # "rise just above r_T ~ 1"
-ALIGN_FACTOR = 2.0          # onsets within a factor 2 of each other
 
 
 @dataclass(frozen=True)
@@ -176,42 +170,63 @@ def summarize(results: dict) -> dict:
     return {"per_T": per_t, "raw": raw, "normalized": norm, "raw_over_normalized": ratios}
 
 
-def measure(results: dict) -> dict:
+def _spread_text(results: dict) -> tuple[dict, str, str]:
+    """The summary, the spread metrics in words and the onset definition in words."""
     s = summarize(results)
     raw, norm, ratio = s["raw"], s["normalized"], s["raw_over_normalized"]
-    n_seeds = len(results["seeds"])
-    note = (f"onset = first tau with loss ratio >= {FAILURE_LOSS_RATIO:g}, median over {n_seeds} seed(s) per T, "
-            f"spread across T in {list(s['per_T'])} (population std); the paper's 'collapse std' is undefined")
+    paper_raw = get_claim("ghosts.fig9_collapse_std_raw").paper_value
+    paper_norm = get_claim("ghosts.fig9_collapse_std_normalized").paper_value
+    note = (f"onset = first tau with loss ratio >= {FAILURE_LOSS_RATIO:g}, median over {len(results['seeds'])} "
+            f"seed(s) per T, spread across T in {list(s['per_T'])} (population std); the paper's 'collapse std' "
+            "is undefined")
     metrics = (f"raw tau: std {raw['std']:.3g}, std log10 {raw['std_log10']:.3g}, CV {raw['cv']:.3g}; "
                f"r_T: std {norm['std']:.3g}, std log10 {norm['std_log10']:.3g}, CV {norm['cv']:.3g}; "
                f"raw/normalized: std {ratio['std']:.3g}x, std log10 {ratio['std_log10']:.3g}x, CV {ratio['cv']:.3g}x "
-               f"(paper 0.992/0.164 = 6.05x)")
-    out = {}
-    out["ghosts.fig9_collapse_std_raw"] = {
-        "value": raw["std"],
-        "verdict": "reproduced qualitatively" if raw["std_log10"] >= RAW_SPREAD_LOG10 else "not reproduced",
-        "detail": f"{metrics}; qualitative test: std log10(raw onset) >= {RAW_SPREAD_LOG10:g}; raw Delta_a grows "
-                  "with T (the nets trained at high T learn larger raw logits), so rho_T = pi T/Delta_a varies "
-                  "less than T: " + ", ".join(f"T={k}: Delta_a {v['delta_a']:.3g}, rho_T {v['rho_T']:.3g}"
-                                             for k, v in s["per_T"].items()) + f"; {note}"}
-    collapse = (ratio["std_log10"] >= COLLAPSE_FACTOR and ratio["cv"] >= COLLAPSE_FACTOR)
-    out["ghosts.fig9_collapse_std_normalized"] = {
-        "value": norm["std"],
-        "verdict": "reproduced qualitatively" if collapse else "not reproduced",
-        "detail": f"{metrics}; qualitative test: both unit-free spreads (std log10, CV) shrink >= "
-                  f"{COLLAPSE_FACTOR:g}x; {note}"}
+               f"(paper {paper_raw:g}/{paper_norm:g} = {paper_raw / paper_norm:.3g}x)")
+    return s, metrics, note
+
+
+def _spread_evidence(s: dict) -> dict:
+    raw, norm, ratio = s["raw"], s["normalized"], s["raw_over_normalized"]
+    return {"raw_std": raw["std"], "raw_std_log10": raw["std_log10"], "raw_cv": raw["cv"],
+            "normalized_std": norm["std"], "normalized_std_log10": norm["std_log10"], "normalized_cv": norm["cv"],
+            "shrink_std": ratio["std"], "shrink_std_log10": ratio["std_log10"], "shrink_cv": ratio["cv"],
+            "n_temperatures": raw["n"]}
+
+
+@claim("ghosts.fig9_collapse_std_raw")
+def _collapse_std_raw(results: dict) -> dict:
+    s, metrics, note = _spread_text(results)
+    return {
+        "value": s["raw"]["std"],
+        "detail": f"{metrics}; raw Delta_a grows with T (the nets trained at high T learn larger raw logits), so "
+                  "rho_T = pi T/Delta_a varies less than T: "
+                  + ", ".join(f"T={k}: Delta_a {v['delta_a']:.3g}, rho_T {v['rho_T']:.3g}"
+                              for k, v in s["per_T"].items())
+                  + f"; {note}",
+        "evidence": {**_spread_evidence(s), "delta_a": [v["delta_a"] for v in s["per_T"].values()],
+                     "rho_T": [v["rho_T"] for v in s["per_T"].values()]}}
+
+
+@claim("ghosts.fig9_collapse_std_normalized")
+def _collapse_std_normalized(results: dict) -> dict:
+    s, metrics, note = _spread_text(results)
+    return {"value": s["normalized"]["std"], "detail": f"{metrics}; {note}", "evidence": _spread_evidence(s)}
+
+
+@claim("ghosts.fig9_curves_align_at_r1")
+def _curves_align_at_r1(results: dict) -> dict:
+    s = summarize(results)
     onsets = {k: v["onset_r"] for k, v in s["per_T"].items()}
     finite = [o for o in onsets.values() if np.isfinite(o)]
-    aligned = (len(finite) == len(onsets) and all(ALIGN_WINDOW[0] <= o <= ALIGN_WINDOW[1] for o in finite)
-               and max(finite) / min(finite) <= ALIGN_FACTOR)
-    out["ghosts.fig9_curves_align_at_r1"] = {
+    spread = max(finite) / min(finite) if finite else float("nan")
+    return {
         "value": ", ".join(f"T={k}: {v:.3g}" for k, v in onsets.items()),
-        "verdict": "reproduced qualitatively" if aligned else "not reproduced",
-        "detail": f"r_T at loss ratio {FAILURE_LOSS_RATIO:g} per temperature (median over seeds); test: all in "
-                  f"{ALIGN_WINDOW} and max/min <= {ALIGN_FACTOR:g} (measured max/min "
-                  f"{(max(finite) / min(finite)) if finite else float('nan'):.3g}); minimum loss ratio before the "
-                  "rise (descent dip): " + ", ".join(f"T={k}: {v['min_ratio']:.2f}" for k, v in s["per_T"].items())}
-    return out
+        "detail": f"r_T at loss ratio {FAILURE_LOSS_RATIO:g} per temperature (median over seeds); max/min "
+                  f"{spread:.3g}; minimum loss ratio before the rise (descent dip): "
+                  + ", ".join(f"T={k}: {v['min_ratio']:.2f}" for k, v in s["per_T"].items()),
+        "evidence": {"temperatures": [float(k) for k in onsets], "onset_r": list(onsets.values()),
+                     "max_over_min": spread, "min_ratio": [v["min_ratio"] for v in s["per_T"].values()]}}
 
 
 def table(results: dict) -> str:
@@ -227,7 +242,10 @@ def table(results: dict) -> str:
                      f"| {m.get('max_over_min', float('nan')):.3g} |")
     r = s["raw_over_normalized"]
     lines.append(f"| raw / r_T | {r['std']:.3g}x | {r['std_log10']:.3g}x | {r['cv']:.3g}x | |")
-    lines.append(f"\nPaper: 'collapse std' 0.992 (raw) -> 0.164 (normalized), 6.05x, metric undefined. Onset = "
+    paper_raw = get_claim("ghosts.fig9_collapse_std_raw").paper_value
+    paper_norm = get_claim("ghosts.fig9_collapse_std_normalized").paper_value
+    lines.append(f"\nPaper: 'collapse std' {paper_raw:g} (raw) -> {paper_norm:g} (normalized), "
+                 f"{paper_raw / paper_norm:.3g}x, metric undefined. Onset = "
                  f"loss ratio >= {FAILURE_LOSS_RATIO:g}; medians over {len(results['seeds'])} seed(s).")
     return "\n".join(lines)
 
