@@ -298,7 +298,7 @@ def verdict(claim: Claim, measurement: dict | None) -> str:
         return "not run at this scale"
     if "verdict" in measurement:
         raise ValueError(f"claim {claim.id}: a measurement carries no verdict (the registry's rule "
-                         "decides); got verdict={measurement['verdict']!r}")
+                         f"decides); got verdict={measurement['verdict']!r}")
     if holds(claim, measurement):
         return claim.pass_verdict
     if claim.fail_verdict != "not reproduced" and claim.fail_rule:
