@@ -20,8 +20,9 @@ factor 2 of ``tau_H = 2/kappa``, the local growth rates at the top of the range,
 The numbers at ``delta = 10``, shown consistently in the figure and the table:
 ``1/f'' = 22,028`` vs ``R = 10.48``: ratio **2,102** by the figure's own numbers; **4,203** with
 ``tau_H = 2/kappa`` (the caption's "> 4000x"); 7,012 against ``pi``.  That the caption's factor
-needs the convention ``tau_H = 2/kappa`` is the erratum recorded by the ``ghosts_theory`` claim
-``ghosts.fig13_hessian_mismatch_factor`` (verdict "corrected"); this experiment only displays it.
+needs the convention ``tau_H = 2/kappa`` is what the ``ghosts_theory`` claim
+``ghosts.fig13_hessian_mismatch_factor`` judges (its rule compares the paper's own 2/kappa ratio
+with 4000; the figure's plotted 1/f'' gives half of it); this experiment only displays both.
 
 Reading of the figure (documented choice): the two curves **never cross** -- ``1/f'' >= 4 > pi``
 and ``(2 + 2cosh d)^2 > d^2 + pi^2`` for every ``d``, the ratio's infimum is ``4/pi = 1.27`` at

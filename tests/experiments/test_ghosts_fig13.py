@@ -31,7 +31,7 @@ def test_numbers_at_delta_10(res) -> None:
     assert a["ratio"] == pytest.approx(h10 / r10, rel=1e-14)                # the figure's own numbers
     assert a["ratio_2_over_kappa"] == pytest.approx(2 * h10 / r10, rel=1e-14)  # tau_H = 2/kappa
     assert a["ratio_vs_pi"] == pytest.approx(h10 / math.pi, rel=1e-14)
-    # the same number as the ghosts_theory erratum claim computes
+    # the figure's own ratio, from the library's logistic Hessian scale (half the tau_H = 2/kappa one)
     assert a["ratio"] == pytest.approx(sr.logistic_hessian_scale(d) / math.hypot(d, math.pi))
 
 
