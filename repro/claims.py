@@ -20,7 +20,8 @@ One ``[[claim]]`` table per claim of either paper::
     comparison + tolerance   "abs" | "rel" | "at_least" | "at_most" on a numeric ``value``:
                              |value - paper_value| <= tol, <= tol |paper_value|,
                              value >= paper_value - tol, value <= paper_value + tol
-    rule                     a boolean expression over ``value`` and ``evidence.<name>`` (see
+    rule                     a boolean expression over ``value``, ``evidence.<name>`` and
+                             ``params.<key>`` (another key of the claim's entry) (see
                              :func:`evaluate_rule`), e.g. ``"value <= -0.35"``,
                              ``"evidence.counterexamples > 0"``; ``criterion`` says it in words
 
@@ -224,7 +225,7 @@ _NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast
 
 def _check_expression(expr: str) -> ast.Expression:
     """Parse ``expr`` and refuse anything but arithmetic, comparisons, boolean logic, the names
-    ``value``/``evidence``/``paper_value``/``tolerance``/comprehension variables, public attribute
+    ``value``/``evidence``/``params``/``paper_value``/``tolerance``/comprehension variables, public attribute
     access and the functions abs min max all any len sum isfinite."""
     try:
         tree = ast.parse(expr, mode="eval")
@@ -243,24 +244,28 @@ def _check_expression(expr: str) -> ast.Expression:
 class _Evidence:
     """``evidence.<name>``: attribute access into a measurement's evidence dict, loud when absent."""
 
-    def __init__(self, data: dict, claim_id: str):
-        self._data, self._claim_id = data, claim_id
+    def __init__(self, data: dict, claim_id: str, kind: str = "evidence"):
+        self._data, self._claim_id, self._kind = data, claim_id, kind
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
         if name not in self._data:
-            raise ValueError(f"claim {self._claim_id}: the rule needs evidence.{name}, which the "
-                             f"measurement does not give (it gives {sorted(self._data)})")
+            where = "measurement" if self._kind == "evidence" else "claim's registry entry"
+            raise ValueError(f"claim {self._claim_id}: the rule needs {self._kind}.{name}, which the "
+                             f"{where} does not give (it gives {sorted(self._data)})")
         return self._data[name]
 
 
 def evaluate_rule(expr: str, measurement: dict, claim: Claim | None = None) -> bool:
     """Evaluate the rule ``expr`` on a measurement: names ``value``, ``evidence`` (attribute access
-    to ``measurement["evidence"]``), ``paper_value`` and ``tolerance`` (the claim's)."""
+    to ``measurement["evidence"]``), ``paper_value`` and ``tolerance`` (the claim's) and ``params``
+    (attribute access to the claim's other registry keys, e.g. ``params.min_accuracy``: a threshold
+    that a plot also draws is written once)."""
     tree = _check_expression(expr)
     cid = claim.id if claim else "?"
     env = {"__builtins__": {}, "value": measurement.get("value"), "evidence": _Evidence(measurement.get("evidence") or {}, cid),
+           "params": _Evidence(claim.extra if claim else {}, cid, "params"),
            "paper_value": claim.paper_value if claim else None,
            "tolerance": claim.tolerance if claim else None, "True": True, "False": False,
            "nan": math.nan, "inf": math.inf, "pi": math.pi, **_FUNCS}

@@ -32,6 +32,8 @@ import torch
 
 from polystep import objectives as O
 from polystep import polytopes
+from repro.claims import claim, claims_of, get_claim
+from repro.claims import measure as measure_claims
 from repro.context import RunContext
 from theory.hitting_time import (
     geometric_summary,
@@ -47,17 +49,8 @@ from theory.hitting_time import (
 
 ID = "hitting_time"
 TITLE = "Hitting times of PolyStep on staircase losses vs the geometric law and the cap bound; ES/SPSA stall"
-CLAIMS = (
-    "polystep.hitting_time_geometric",
-    "polystep.hitting_time_trends",
-    "polystep.hitting_time_es_stall",
-)
+CLAIMS = claims_of(ID)  # the rules (tolerances, the trend's reversal_se) are in paper/claims.toml
 VERSION = 1
-
-# Thresholds fixed before running (claims' tolerances; digest section 3.4).
-GEOM_TOL = 0.1         # |E[tau] p_hat - 1| (claim tolerance)
-TREND_SE = 3.0         # a trend reversal counts only beyond 3 combined standard errors
-ZERO_FRACTION_MIN = 0.99
 
 
 @dataclass(frozen=True)
@@ -181,12 +174,19 @@ def _run(cfg: Config, ctx: RunContext) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# measurements
+# measurements (one @claim function per claim; the rules are in paper/claims.toml)
 # ---------------------------------------------------------------------------------------------
 
 
 def summaries(results: dict) -> list[dict]:
-    """Per cell: E[tau], E[tau] p_hat (delta-method SE), chi-square p, and the cap-bound check."""
+    """Per cell: E[tau], E[tau] p_hat (delta-method SE), chi-square p, the cap-bound check, and
+    whether the cell can say anything about the law of tau (``informative``).
+
+    A cell is uninformative about the geometric law when ``p_hat = 1`` (every step hits: tau = 1)
+    or when the iterate never moves within the level (``moved = 0``: each idle step is then an
+    independent trial from ``x0`` and tau is geometric with ``p(x0)`` by construction, so
+    ``E[tau] p_hat = 1`` only checks two Monte-Carlo estimates of the same ``p(x0)``).
+    """
     out = []
     for c in results["cells"]:
         tau = np.asarray(c["tau"])
@@ -198,17 +198,119 @@ def summaries(results: dict) -> list[dict]:
         else:
             s.update(geometric_summary(tau, c["p_hat"], c["p_se"]))
         s["bound_ok"] = bool(s["mean_tau"] <= 1.0 / s["p_lower"]) if s["p_lower"] > 0 else True
+        s["p_one"] = bool(c["p_hat"] >= 1.0)
+        s["never_moves"] = bool(not s["p_one"] and c["moved"] == 0)
+        s["informative"] = bool(0 < c["p_hat"] < 1 and c["moved"] > 0)
         out.append(s)
     return out
 
 
-def trend_checks(summ: list[dict]) -> dict:
+def _label(x: dict) -> str:
+    return f"{x['stair']} d{x['d']} {x['kind']} r{x['r']:g}"
+
+
+def _measured_cells(summ: list[dict]) -> list[dict]:
+    """The cells where E[tau] p_hat(x0) is defined: p_hat(x0) > 0 and no censored chain."""
+    return [x for x in summ if x["p_hat"] > 0 and not x["censored"]]
+
+
+def _setting(results: dict) -> str:
+    s = results["settings"]
+    return (f"staircase w = {s['w']:g}, start level {s['level']} at beta = {s['beta']:g}, eps = {s['eps']:g}, "
+            f"r_p = 2 r_s, {s['n_runs']} chains")
+
+
+def _informative_counts(cells: list[dict]) -> str:
+    return (f"{sum(x['p_one'] for x in cells)} with p_hat = 1, {sum(x['never_moves'] for x in cells)} where "
+            f"the iterate never moves within the level (geometric by construction), "
+            f"{sum(x['informative'] for x in cells)} informative")
+
+
+@claim("polystep.hitting_time_geometric")
+def _hitting_time_geometric(results: dict) -> dict:
+    summ = summaries(results)
+    cells = _measured_cells(summ)
+    radial = [x for x in cells if x["stair"] == "radial"]
+    worst = max(cells, key=lambda x: abs(x["product"] - 1))
+    errors = [float(abs(x["product"] - 1)) for x in cells]
+    zero_p = [x for x in summ if x["p_hat"] == 0 and not x["censored"]]
+    st = results["stall"]
+    by_err = sorted(cells, key=lambda x: -abs(x["product"] - 1))[:4]
+    return {
+        "value": float(worst["product"]),
+        "detail": f"E[tau] p_hat over {len(cells)} cells with p_hat > 0 ({_setting(results)}); value = the cell "
+                  f"farthest from 1: {_label(worst)} = {worst['product']:.3f} +- {worst['se_product']:.3f}; "
+                  "largest |E[tau] p_hat - 1|: "
+                  + ", ".join(f"{_label(x)} {abs(x['product'] - 1):.3f} (moved within level in {x['moved']:.0%} "
+                              f"of idle steps)" for x in by_err)
+                  + f". Informative cells: of {len(cells)}, {_informative_counts(cells)}; of the {len(radial)} "
+                  f"radial ones, {_informative_counts(radial)}"
+                  + ("; p_hat(x0) = 0 but finite tau (the iterate drifts first; not in the value): "
+                     + ", ".join(f"{_label(x)} E[tau] = {x['mean_tau']:.2f}" for x in zero_p) if zero_p else "")
+                  + f". Stall cell (beta = {st['beta']:g}, r_s/w = {st['r']:g}): p_hat = {st['p_hat']:.3g}, "
+                  f"{st['censored']}/{len(st['tau'])} chains without a hit in {st['max_steps']} steps",
+        "evidence": {
+            "cell_errors": errors,
+            "cells": [_label(x) for x in cells],
+            "n_cells": len(cells),
+            "cells_p_hat_one": sum(x["p_one"] for x in cells),
+            "cells_never_move": sum(x["never_moves"] for x in cells),
+            "cells_informative": sum(x["informative"] for x in cells),
+            "informative_errors": [float(abs(x["product"] - 1)) for x in cells if x["informative"]],
+            "radial_cells": len(radial),
+            "radial_p_hat_one": sum(x["p_one"] for x in radial),
+            "radial_never_move": sum(x["never_moves"] for x in radial),
+            "radial_informative": sum(x["informative"] for x in radial),
+            "zero_p_cells": len(zero_p),
+            "censored_cells": sum(bool(x["censored"]) for x in summ),
+        },
+    }
+
+
+@claim("polystep.hitting_time_geometric_radial")
+def _hitting_time_geometric_radial(results: dict) -> dict:
+    summ = summaries(results)
+    radial = [x for x in _measured_cells(summ) if x["stair"] == "radial"]
+    all_radial = [x for x in summ if x["stair"] == "radial"]
+    if not radial:
+        return None
+    worst = max(radial, key=lambda x: abs(x["product"] - 1))
+    others = [x for x in _measured_cells(summ) if x["stair"] != "radial"]
+    inf = [x for x in radial if x["informative"]]
+    return {
+        "value": float(worst["product"]),
+        "detail": f"E[tau] p_hat over the {len(radial)} radial cells with p_hat > 0 ({_setting(results)}): range "
+                  f"{min(x['product'] for x in radial):.3f}..{max(x['product'] for x in radial):.3f}, value = the "
+                  f"cell farthest from 1 ({_label(worst)}). Of these cells {_informative_counts(radial)}"
+                  + (": " + ", ".join(f"{_label(x)} p_hat = {x['p_hat']:.3f}, E[tau] p_hat = {x['product']:.3f} "
+                                      f"+- {x['se_product']:.3f}, moved in {x['moved']:.0%} of idle steps"
+                                      for x in inf) if inf else "")
+                  + f". E[tau] <= 1/p_lower (cap bound) in {sum(x['bound_ok'] for x in all_radial)}/{len(all_radial)} "
+                  f"radial cells. Not in the rule: on the separable staircase E[tau] p_hat ranges "
+                  + (f"{min(x['product'] for x in others):.3f}..{max(x['product'] for x in others):.3f}"
+                     if others else "(no cells)"),
+        "evidence": {
+            "radial_cell_errors": [float(abs(x["product"] - 1)) for x in radial],
+            "radial_cells": [_label(x) for x in radial],
+            "radial_informative": len(inf),
+            "informative_errors": [float(abs(x["product"] - 1)) for x in inf],
+            "radial_p_hat_one": sum(x["p_one"] for x in radial),
+            "radial_never_move": sum(x["never_moves"] for x in radial),
+            "cap_bound_violations": sum(not x["bound_ok"] for x in all_radial),
+            "max_product_all_cells": float(max(x["product"] for x in _measured_cells(summ))),
+        },
+    }
+
+
+def trend_checks(summ: list[dict], reversal_se: float | None = None) -> dict:
     """Monotonicity of E[tau] (radial cells) in d_p (up), V (down) and r_s/w (down).
 
     A pair of neighbouring cells is a *violation* when E[tau] moves the wrong way by more than
-    ``TREND_SE`` combined standard errors, a *strict* confirmation when it moves the right way by
-    more than that; everything else is a tie within Monte-Carlo error.
+    ``reversal_se`` combined standard errors, a *strict* confirmation when it moves the right way by
+    more than that; everything else is a tie within Monte-Carlo error. ``reversal_se`` is the
+    registry's ``reversal_se`` of ``polystep.hitting_time_trends``.
     """
+    k_se = float(get_claim("polystep.hitting_time_trends").extra["reversal_se"]) if reversal_se is None else reversal_se
     rad = [s for s in summ if s["stair"] == "radial"]
     key = {(s["d"], s["kind"], s["r"]): s for s in rad}
     dims = sorted({s["d"] for s in rad})
@@ -224,9 +326,9 @@ def trend_checks(summ: list[dict]) -> dict:
         se = math.hypot(a["se_tau"], b["se_tau"])
         if math.isinf(diff):
             return "strict" if diff > 0 else "violation"
-        if diff > TREND_SE * se and diff > 0:
+        if diff > k_se * se and diff > 0:
             return "strict"
-        if diff < -TREND_SE * se:
+        if diff < -k_se * se:
             return "violation"
         return "tie"
 
@@ -250,89 +352,66 @@ def trend_checks(summ: list[dict]) -> dict:
     return out
 
 
-def _measure_all(results: dict) -> dict:
-    summ = summaries(results)
-    s = results["settings"]
-    out = {}
-
-    finite = [x for x in summ if x["p_hat"] > 0 and not x["censored"]]
-    worst = max(finite, key=lambda x: abs(x["product"] - 1))
-    radial = [x for x in finite if x["stair"] == "radial"]
-    rad_ok = all(abs(x["product"] - 1) <= GEOM_TOL for x in radial)
-    all_ok = all(abs(x["product"] - 1) <= GEOM_TOL for x in finite)
-    dominated = all(x["product"] <= 1 + GEOM_TOL for x in finite)
-    bound_ok = all(x["bound_ok"] for x in summ if x["stair"] == "radial")
-    zero_p = [x for x in summ if x["p_hat"] == 0 and not x["censored"]]
-    if all_ok and bound_ok:
-        verdict = "reproduced"
-    elif dominated and rad_ok and bound_ok:
-        verdict = "corrected"
-    else:
-        verdict = "not reproduced"
-    off = [x for x in finite if abs(x["product"] - 1) > GEOM_TOL]
-
-    def lab(x):
-        return f"{x['stair']} d{x['d']} {x['kind']} r{x['r']:g}"
-
-    st = results["stall"]
-    out["polystep.hitting_time_geometric"] = {
-        "value": float(worst["product"]), "verdict": verdict,
-        "detail": f"E[tau] p_hat over {len(finite)} cells with p_hat > 0 (staircase w = {s['w']:g}, start level "
-                  f"{s['level']} at beta = {s['beta']:g}, eps = {s['eps']:g}, r_p = 2 r_s, {s['n_runs']} chains); "
-                  f"value = the cell farthest from 1: {lab(worst)} = {worst['product']:.3f} +- "
-                  f"{worst['se_product']:.3f}. Radial cells: {sum(abs(x['product'] - 1) <= GEOM_TOL for x in radial)}"
-                  f"/{len(radial)} within 1 +- {GEOM_TOL} (range {min(x['product'] for x in radial):.3f}.."
-                  f"{max(x['product'] for x in radial):.3f}); outside: "
-                  + (", ".join(f"{lab(x)} {x['product']:.3f} (moved within level in {x['moved']:.0%} of idle steps)"
-                               for x in off) or "none")
-                  + ("; p_hat(x0) = 0 but finite tau (the iterate drifts first): "
-                     + ", ".join(f"{lab(x)} E[tau] = {x['mean_tau']:.2f}" for x in zero_p) if zero_p else "")
-                  + f". E[tau] <= 1/p_lower (cap bound) in "
-                  f"{sum(x['bound_ok'] for x in summ if x['stair'] == 'radial')}/"
-                  f"{sum(x['stair'] == 'radial' for x in summ)} radial cells. Stall cell (beta = {st['beta']:g}, "
-                  f"r_s/w = {st['r']:g}): p_hat = {st['p_hat']:.3g}, {st['censored']}/{len(st['tau'])} chains "
-                  f"without a hit in {st['max_steps']} steps"}
-
-    tc = trend_checks(summ)
-    n_viol = sum(len(v["violations"]) for v in tc.values())
-    strict_all = all(v["strict"] > 0 for v in tc.values())
-    out["polystep.hitting_time_trends"] = {
-        "value": n_viol, "verdict": "reproduced" if n_viol == 0 and strict_all else "not reproduced",
-        "detail": "significant reversals (> 3 SE) of E[tau] among radial cells (value): "
+@claim("polystep.hitting_time_trends")
+def _hitting_time_trends(results: dict) -> dict:
+    k_se = float(get_claim("polystep.hitting_time_trends").extra["reversal_se"])
+    tc = trend_checks(summaries(results), k_se)
+    factors = list(tc)
+    return {
+        "value": sum(len(v["violations"]) for v in tc.values()),
+        "detail": f"significant reversals (> {k_se:g} SE) of E[tau] among radial cells (value): "
                   + "; ".join(f"{f} ({'up' if f == 'd_p' else 'down'}): {v['strict']}/{v['pairs']} strict, "
                               f"{len(v['violations'])} reversals{' ' + str(v['violations']) if v['violations'] else ''}"
                               for f, v in tc.items())
-                  + ". Ties are saturated cells (p = 1, tau = 1) or equal laws (orthoplex = cube at d = 2)"}
+                  + ". Ties are saturated cells (p = 1, tau = 1) or equal laws (orthoplex = cube at d = 2)",
+        "evidence": {
+            "factors": factors,
+            "strict_pairs": [tc[f]["strict"] for f in factors],
+            "pairs": [tc[f]["pairs"] for f in factors],
+            "reversals": [len(tc[f]["violations"]) for f in factors],
+            "reversal_se": k_se,
+        },
+    }
 
+
+def _es_stats(results: dict) -> dict:
     rows = [b for b in results["baselines"] if b["origin"] == "polystep_start"]
     rnd = [b for b in results["baselines"] if b["origin"] == "random_shell"]
-    zf = {m: float(np.mean([b["zero_fraction"] for b in rows if b["method"] == m])) for m in ("es", "spsa")}
-    changes = sum(b["level_changes"] for b in rows)
-    zr = {m: float(np.mean([b["zero_fraction"] for b in rnd if b["method"] == m])) if rnd else math.nan
-          for m in ("es", "spsa")}
-    moved_r = {m: sum(b["level_changes"] > 0 for b in rnd if b["method"] == m) for m in ("es", "spsa")}
-    n_r = {m: sum(b["method"] == m for b in rnd) for m in ("es", "spsa")}
-    value = min(zf.values())
-    out["polystep.hitting_time_es_stall"] = {
-        "value": value, "verdict": "reproduced" if value >= ZERO_FRACTION_MIN and changes == 0 else "not reproduced",
+    return {
+        "rows": rows,
+        "zf": {m: float(np.mean([b["zero_fraction"] for b in rows if b["method"] == m])) for m in ("es", "spsa")},
+        "changes": int(sum(b["level_changes"] for b in rows)),
+        "zr": {m: float(np.mean([b["zero_fraction"] for b in rnd if b["method"] == m])) if rnd else math.nan
+               for m in ("es", "spsa")},
+        "moved_r": {m: sum(b["level_changes"] > 0 for b in rnd if b["method"] == m) for m in ("es", "spsa")},
+        "n_r": {m: sum(b["method"] == m for b in rnd) for m in ("es", "spsa")},
+    }
+
+
+@claim("polystep.hitting_time_es_stall")
+def _hitting_time_es_stall(results: dict) -> dict:
+    s = results["settings"]
+    e = _es_stats(results)
+    zf, zr, moved_r, n_r = e["zf"], e["zr"], e["moved_r"], e["n_r"]
+    return {
+        "value": min(zf.values()),
         "detail": f"fraction of iterations with an exactly zero two-point estimate (perturbation "
                   f"{s['perturbation']:g} w, {s['baseline_iters']} iterations, "
-                  f"{len(rows) // 2} runs per method from the PolyStep starts): ES {zf['es']:.4f}, SPSA "
-                  f"{zf['spsa']:.4f}; level changes {changes}. From uniform points of the level-{s['level']} shell "
-                  f"(not part of the verdict): ES {zr['es']:.4f}, SPSA {zr['spsa']:.4f} zero, with a level change "
+                  f"{len(e['rows']) // 2} runs per method from the PolyStep starts): ES {zf['es']:.4f}, SPSA "
+                  f"{zf['spsa']:.4f}; level changes {e['changes']}. From uniform points of the level-{s['level']} "
+                  f"shell (not in the rule): ES {zr['es']:.4f}, SPSA {zr['spsa']:.4f} zero, with a level change "
                   f"in {moved_r['es']}/{n_r['es']} (ES) and {moved_r['spsa']}/{n_r['spsa']} (SPSA) runs -- near a "
                   f"jump the estimate is ~1/(2 sigma) and throws the iterate. ES without fitness shaping. PolyStep "
                   f"from the same start, mean level after {np.asarray(results['trajectories'][0]['levels']).shape[0] - 1} "
                   f"steps: " + ", ".join(f"r_s/w = {tr['r']:g}: {np.asarray(tr['levels'])[-1].mean():.2f}"
-                                          for tr in results["trajectories"])}
-    return out
-
-
-def measure(results: dict) -> dict:
-    """Measurements of the claims whose scale this run reaches."""
-    from repro.claims import reachable
-
-    return reachable(_measure_all(results), results.get("scale", "cpu"))
+                                          for tr in results["trajectories"]),
+        "evidence": {
+            "zero_fraction_es": zf["es"], "zero_fraction_spsa": zf["spsa"],
+            "level_changes": e["changes"], "runs": len(e["rows"]),
+            "random_shell_zero_fraction_es": zr["es"], "random_shell_zero_fraction_spsa": zr["spsa"],
+            "random_shell_runs_with_level_change": moved_r["es"] + moved_r["spsa"],
+        },
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,7 +464,9 @@ def _plot_hitting(results: dict):
         mk = KIND_MARKERS[s["kind"]] if s["stair"] == "radial" else "D"
         ax.errorbar([i], [s["product"]], yerr=[2 * s["se_product"]], fmt=mk, color=col, ms=5,
                     mfc=col if s["moved"] < 0.5 else "white", capsize=2)
-    ax.axhspan(1 - GEOM_TOL, 1 + GEOM_TOL, color="0.9", zorder=0)
+    geo = get_claim("polystep.hitting_time_geometric")
+    band = float(geo.tolerance)
+    ax.axhspan(geo.paper_value - band, geo.paper_value + band, color="0.9", zorder=0)
     ax.axhline(1, color="k", lw=0.8)
     ax.set_xticks(range(len(fin)))
     ax.set_xticklabels([f"{'R' if s['stair'] == 'radial' else 'S'}{s['d']}{s['kind'][0]}{s['r']:g}" for s in fin],
@@ -397,7 +478,7 @@ def _plot_hitting(results: dict):
     handles += [Line2D([], [], marker="D", color="#C0392B", ls="none", label="separable, orthoplex"),
                 Line2D([], [], marker="o", color="0.4", mfc="white", ls="none", label="open: iterate moves within a level")]
     ax.legend(handles=handles, fontsize=7, loc="lower left")
-    ax.set(ylabel="E[τ] · p̂(x$_0$)  (±2 SE)", title=f"Geometric law: E[τ]·p̂ = 1 ± {GEOM_TOL} (band)\n"
+    ax.set(ylabel="E[τ] · p̂(x$_0$)  (±2 SE)", title=f"Geometric law: E[τ]·p̂ = {geo.paper_value:g} ± {band:g} (band)\n"
            "label: R/S staircase, d$_p$, polytope, r$_s$/w")
 
     rad = [s for s in summ if s["stair"] == "radial"]
@@ -458,7 +539,7 @@ def _plot_baselines(results: dict):
            )
     ax.legend(fontsize=7.5)
     ax = axes[1]
-    m = _measure_all(results)["polystep.hitting_time_es_stall"]
+    stall_claim = get_claim("polystep.hitting_time_es_stall")
     labels, vals, cols = [], [], []
     for origin, hatch in (("polystep_start", ""), ("random_shell", "//")):
         for meth, col in (("es", "#009E73"), ("spsa", "#CC79A7")):
@@ -470,11 +551,11 @@ def _plot_baselines(results: dict):
     ax.bar(range(len(vals)), vals, color=cols, alpha=0.8)
     for i, v in enumerate(vals):
         ax.text(i, v + 0.002, f"{v:.4f}", ha="center", fontsize=8)
-    ax.axhline(ZERO_FRACTION_MIN, color="#C0392B", ls=":", label=f"claim: ≥ {ZERO_FRACTION_MIN}")
+    ax.axhline(stall_claim.paper_value, color="#C0392B", ls=":", label=f"claim: ≥ {stall_claim.paper_value:g}")
     ax.set_xticks(range(len(vals)))
     ax.set_xticklabels(labels, fontsize=8)
     ax.set(ylim=(min(0.9, min(vals) - 0.02), 1.01), ylabel="fraction of exactly-zero estimates",
-           title=f"Two-point estimates on the staircase ({m['verdict']})")
+           title="Two-point estimates on the staircase from the same starts")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
@@ -487,7 +568,7 @@ def plot(results: dict) -> dict:
 def table(results: dict) -> str:
     from repro.report import measurement_table
 
-    lines = measurement_table(_measure_all(results))
+    lines = measurement_table(measure_claims(ID, results))
     lines += ["", "| staircase | d_p | polytope | V | r_s/w | p_lower | p_hat | E[tau] | E[tau] p_hat | chi2 p | moved |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries(results):

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 
 from polystep import objectives as O
+from repro.claims import claim, claims_of, get_claim
+from repro.claims import measure as measure_claims
 from repro.context import RunContext
 from theory.rates import (
     RateProblem,
@@ -52,27 +54,11 @@ from theory.rates import (
 
 ID = "thm42_rates"
 TITLE = "Theorem 4.2: rate of PolyStep with r ∝ 1/√t at fixed ε (smooth, piecewise smooth), jitter, constant radii"
-CLAIMS = (
-    "polystep.thm42_rate_smooth",
-    "polystep.thm42_rate_envelope",
-    "polystep.thm42_rate_nonsmooth",
-    "polystep.thm42_jitter_condition",
-    "polystep.thm42_constant_radius_plateau",
-)
+CLAIMS = claims_of(ID)  # their rules (thresholds included) are in paper/claims.toml
 VERSION = 1
 
-# Acceptance thresholds, fixed before running (claims' paper_value + tolerance; digest checks).
-SMOOTH_SLOPE_MAX = -0.35     # slope <= -0.5 + 0.15
-NONSMOOTH_SLOPE_MAX = -0.3   # slope <= -0.5 + 0.2
-ENVELOPE_MAX_OVER_MIN = 5.0  # max/min of g_T sqrt(T)/log T over the T grid
-KS_P_MIN = 0.01              # KS tests of the jitter factor and of R_11^2
-HAAR_MEAN_MAX = 0.05         # max |E R_ij|
-HAAR_R11_REL = 0.10          # |E R_11^2 - 1/d| <= 10 % of 1/d
-DET_TOL = 1e-12              # |det R - 1|
-PLATEAU_FLAT = 0.15          # |tail slope of the seed-mean ||grad L||| below this = plateau
-PLATEAU_EXP = (0.5, 1.5)     # plateau level ~ r^a with a in this range = "O(r)"
-CONVERGED_DROP = 1e-6        # final mean ||grad L|| below this x its value at the first recorded step = converged
-BOOT_SEED = 20260503         # bootstrap resamples (measure() must be deterministic)
+# Numerical settings of the measurements (not acceptance thresholds: those are the rules in the registry).
+BOOT_SEED = 20260503         # bootstrap resamples (the measurements must be deterministic)
 FIT_FLOOR = 1e-12            # horizons whose mean g_T is below this (rounding) are left out of a fit
 ZERO_MEASURE = 1e-12         # a Goldstein estimate below this is "exactly" 0 (origin in the hull)
 
@@ -271,7 +257,15 @@ def _fmt_slopes(fs: dict, names: list[str]) -> str:
 
 
 def plateau_summary(results: dict) -> dict:
-    """Per temperature: plateau statistics per radius and the fitted exponent of plateau ~ r^a."""
+    """Per temperature: plateau statistics per radius and the fitted exponent of plateau ~ r^a.
+
+    A cell is *flat* when the tail slope of its seed-mean ``||grad L||`` is at most
+    ``plateau_flat_slope`` in absolute value, *converged* when its final value is at most
+    ``converged_drop`` times its first (both from the registry entry of
+    ``polystep.thm42_constant_radius_plateau``).
+    """
+    spec = get_claim("polystep.thm42_constant_radius_plateau").extra
+    flat_max, drop = float(spec["plateau_flat_slope"]), float(spec["converged_drop"])
     const = results["constant"]
     out = {}
     for e in sorted({c["eps"] for c in const.values()}, reverse=True):
@@ -279,134 +273,165 @@ def plateau_summary(results: dict) -> dict:
         stats = []
         for c in cells:
             st = plateau_stats(c["record"], c["value"], c["tail_mean"])
-            st["converged"] = bool(st["final"] <= CONVERGED_DROP * st["first"])
-            st["flat"] = bool(abs(st["tail_slope"]) <= PLATEAU_FLAT) if math.isfinite(st["tail_slope"]) else False
+            st["converged"] = bool(st["final"] <= drop * st["first"])
+            st["flat"] = bool(abs(st["tail_slope"]) <= flat_max) if math.isfinite(st["tail_slope"]) else False
             stats.append({"r": c["r"], "step_size": c["step_size"], **st})
         r = np.array([s["r"] for s in stats])
         lv = np.array([s["plateau"] for s in stats])
         expo = float(np.polyfit(np.log(r), np.log(lv), 1)[0]) if len(r) >= 2 and np.all(lv > 0) else math.nan
         out[e] = {"cells": stats, "exponent": expo,
-                  "plateau_all": all(s["flat"] and not s["converged"] for s in stats)}
+                  "plateaus": sum(s["flat"] and not s["converged"] for s in stats)}
+        out[e]["plateau_all"] = out[e]["plateaus"] == len(stats)
     return out
 
 
-def _measure_all(results: dict) -> dict:
-    fs = fits(results)
+def _groups(results: dict) -> tuple[list[str], list[str], list[str]]:
     probs = results["problems"]
     smooth = [n for n, p in probs.items() if p["group"] == "smooth"]
     nonsmooth = [n for n, p in probs.items() if p["group"] == "nonsmooth"]
     sweep = [n for n, p in probs.items() if p["group"] == "sweep" or (p["group"] == "smooth" and
                                                                        p["kind"] == "logcosh" and p["dim"] == 8)]
+    return smooth, nonsmooth, sweep
+
+
+def _setting(results: dict) -> str:
     s = results["settings"]
-    setting = f"r_s = r_p = {s['r0']:g}/sqrt(t+1), eps = {s['eps']:g}, eta_max = {s['eta_max']:g}, " \
-              f"T <= {s['steps']}, {s['seeds']} seeds"
+    return (f"r_s = r_p = {s['r0']:g}/sqrt(t+1), eps = {s['eps']:g}, eta_max = {s['eta_max']:g}, "
+            f"T <= {s['steps']}, {s['seeds']} seeds")
+
+
+@claim("polystep.thm42_rate_smooth")
+def _rate_smooth(results: dict) -> dict:
+    fs = fits(results)
+    probs = results["problems"]
+    smooth, _, sweep = _groups(results)
     sweep_txt = "; ".join(f"eps = {probs[n]['eps']:g}: {fs[n]['slope']:+.2f} vs -c = {-fs[n]['exponent']:+.2f}"
                           for n in sorted(sweep, key=lambda n: probs[n]["eps"]))
-    out = {}
-
     worst = max(smooth, key=lambda n: fs[n]["slope"])
-    v = fs[worst]["slope"]
-    out["polystep.thm42_rate_smooth"] = {
-        "value": v, "verdict": "reproduced" if v <= SMOOTH_SLOPE_MAX else "not reproduced",
-        "detail": f"largest (worst) log-log slope of E g_T over {len(smooth)} smooth problems ({setting}): "
-                  f"{worst}. Slopes [bootstrap 95% CI]: {_fmt_slopes(fs, smooth)}. Threshold <= "
-                  f"{SMOOTH_SLOPE_MAX}. The rate is T^-c with the linear-regime exponent c = lambda_min r0^2/"
-                  f"(2 d_p eps), not log T/sqrt T: eps sweep on {sweep[0].split('_eps')[0]}: {sweep_txt}"}
+    return {
+        "value": fs[worst]["slope"],
+        "detail": f"largest (worst) log-log slope of E g_T over {len(smooth)} smooth problems ({_setting(results)}): "
+                  f"{worst}. Slopes [bootstrap 95% CI]: {_fmt_slopes(fs, smooth)}. The rate is T^-c with the "
+                  f"linear-regime exponent c = lambda_min r0^2/(2 d_p eps), not log T/sqrt T"
+                  + (f": eps sweep on {sweep[0].split('_eps')[0]}: {sweep_txt}" if sweep else ""),
+        "evidence": {"problems": smooth, "slopes": [fs[n]["slope"] for n in smooth],
+                     "ci_high": [float(fs[n]["ci"][1]) for n in smooth],
+                     "predicted_slopes": [-fs[n]["exponent"] for n in smooth],
+                     "sweep_slopes": [fs[n]["slope"] for n in sweep],
+                     "sweep_predicted": [-fs[n]["exponent"] for n in sweep]},
+    }
 
+
+@claim("polystep.thm42_rate_envelope")
+def _rate_envelope(results: dict) -> dict:
+    fs = fits(results)
+    smooth, _, _ = _groups(results)
     mom = {n: fs[n]["max_over_min"] for n in smooth}
     grow = {n: fs[n]["growth"] for n in smooth}
-    worst_e = max(mom, key=mom.get)
-    ok = all(m < ENVELOPE_MAX_OVER_MIN for m in mom.values())
-    out["polystep.thm42_rate_envelope"] = {
-        "value": float(mom[worst_e]), "verdict": "reproduced" if ok else "not reproduced",
+    worst = max(mom, key=mom.get)
+    falling = [n for n in smooth if grow[n] <= 1.0 + 1e-12]
+    rising = [n for n in smooth if grow[n] > 1.0 + 1e-12]
+    return {
+        "value": float(mom[worst]),
         "detail": f"max/min of g_T sqrt(T)/log T over T in [{int(results['T'][0])}, {int(results['T'][-1])}] "
-                  f"(threshold {ENVELOPE_MAX_OVER_MIN:g}); per problem max/min (growth = max ratio / ratio at "
-                  f"T_min; > 1 means g_T decays slower than log T/sqrt T): "
+                  f"(value: the largest over {len(smooth)} smooth problems); per problem max/min (growth = max "
+                  f"ratio / ratio at T_min; > 1 means g_T decays slower than log T/sqrt T): "
                   + "; ".join(f"{n}: {mom[n]:.1f} (growth {grow[n]:.2f})" for n in smooth)
-                  + ". " + "; ".join(
-                      x for x in (
-                          ("faster than log T/sqrt T (the O() upper bound holds, the two-sided envelope does not): "
-                           + ", ".join(n for n in smooth if mom[n] >= ENVELOPE_MAX_OVER_MIN and grow[n] <= 1.0 + 1e-12))
-                          if any(mom[n] >= ENVELOPE_MAX_OVER_MIN and grow[n] <= 1.0 + 1e-12 for n in smooth) else "",
-                          ("ratio growing, i.e. slower than log T/sqrt T: "
-                           + ", ".join(f"{n} (x{grow[n]:.2f})" for n in smooth if grow[n] > 1.0 + 1e-12))
-                          if any(grow[n] > 1.0 + 1e-12 for n in smooth) else "") if x)}
+                  + ". " + "; ".join(x for x in (
+                      ("ratio never above its T_min value, i.e. g_T decays at least as fast as log T/sqrt T (the O() "
+                       "upper bound holds; a large max/min then means faster): " + ", ".join(falling)) if falling else "",
+                      ("ratio growing, i.e. slower than log T/sqrt T: "
+                       + ", ".join(f"{n} (x{grow[n]:.2f})" for n in rising)) if rising else "") if x),
+        "evidence": {"problems": smooth, "max_over_min": [float(mom[n]) for n in smooth],
+                     "growth": [float(grow[n]) for n in smooth]},
+    }
 
-    worst_n = max(nonsmooth, key=lambda n: fs[n]["slope"])
-    v = fs[worst_n]["slope"]
+
+@claim("polystep.thm42_rate_nonsmooth")
+def _rate_nonsmooth(results: dict) -> dict:
+    fs = fits(results)
+    probs = results["problems"]
+    _, nonsmooth, _ = _groups(results)
+    worst = max(nonsmooth, key=lambda n: fs[n]["slope"])
     pooled = fit_rate(np.asarray(results["T"]), np.concatenate([probs[n]["g_T"] for n in nonsmooth], axis=1),
                       np.random.default_rng(BOOT_SEED))
-    zeros = "; ".join(f"{n}: {int(np.sum(probs[n]['g_T'][-1] < ZERO_MEASURE))}/{probs[n]['g_T'].shape[1]}"
-                      for n in nonsmooth)
+    stationary = {n: int(np.sum(probs[n]["g_T"][-1] < ZERO_MEASURE)) for n in nonsmooth}
+    zeros = "; ".join(f"{n}: {stationary[n]}/{probs[n]['g_T'].shape[1]}" for n in nonsmooth)
     dist = "; ".join(f"{n}: {np.mean(probs[n]['dist_final']):.3g}"
                      + (f" ({probs[n]['dim'] // probs[n]['particle_dim']} block particles; see clarke_stationarity "
                         f"for the block-coordinate stall on L1)" if probs[n]["particle_dim"] < probs[n]["dim"] else "")
                      for n in nonsmooth)
-    out["polystep.thm42_rate_nonsmooth"] = {
-        "value": v, "verdict": "reproduced" if v <= NONSMOOTH_SLOPE_MAX else "not reproduced",
+    return {
+        "value": fs[worst]["slope"],
         "detail": f"largest (worst-instance) log-log slope of E g_T, g_T = min_t Goldstein measure at delta = "
                   f"r_p(t) (4D sampled gradients, exact min-norm QP), over {len(nonsmooth)} random "
-                  f"||Bx - c||_1 + 0.1||x||^2 instances ({setting}): {_fmt_slopes(fs, nonsmooth)}; pooled over "
-                  f"instances {pooled['slope']:+.2f} [{pooled['ci'][0]:+.2f}, {pooled['ci'][1]:+.2f}]; threshold <= "
-                  f"{NONSMOOTH_SLOPE_MAX}. The measure is step-like: it drops to rounding (exact delta-stationarity, "
-                  f"horizons below {FIT_FLOOR:g} are left out of the fit) once the delta_t-ball around x_t catches "
-                  f"the minimiser; runs exactly stationary at T_max: {zeros}; mean ||x_T - x*||: {dist}"}
+                  f"||Bx - c||_1 + 0.1||x||^2 instances ({_setting(results)}): {_fmt_slopes(fs, nonsmooth)}; pooled "
+                  f"over instances {pooled['slope']:+.2f} [{pooled['ci'][0]:+.2f}, {pooled['ci'][1]:+.2f}]. The "
+                  f"measure is step-like: it drops to rounding (exact delta-stationarity, horizons below "
+                  f"{FIT_FLOOR:g} are left out of the fit) once the delta_t-ball around x_t catches the minimiser; "
+                  f"runs exactly stationary at T_max: {zeros}; mean ||x_T - x*||: {dist}",
+        "evidence": {"problems": nonsmooth, "slopes": [fs[n]["slope"] for n in nonsmooth],
+                     "pooled_slope": float(pooled["slope"]),
+                     "stationary_at_T_max": [stationary[n] for n in nonsmooth],
+                     "mean_dist_final": [float(np.mean(probs[n]["dist_final"])) for n in nonsmooth]},
+    }
 
-    jit = results["jitter"]
+
+@claim("polystep.thm42_jitter_condition")
+def _jitter_condition(results: dict) -> dict:
     from scipy import stats
 
+    s = results["settings"]
+    jit = results["jitter"]
     eta = s["eta_max"]
     fac = np.asarray(jit["factor"])
     ks_f = float(stats.kstest(fac, stats.uniform(loc=1 - eta, scale=2 * eta).cdf).pvalue)
-    in_range = bool(np.all((fac >= 1 - eta) & (fac <= 1 + eta)))
     h = jit["haar"]
     d = s["jitter_dim"]
-    r11_ok = abs(h["r11_sq_mean"] - 1 / d) <= HAAR_R11_REL / d
-    ok = (ks_f > KS_P_MIN and in_range and h["ks_p"] > KS_P_MIN and h["max_abs_mean"] <= HAAR_MEAN_MAX
-          and r11_ok and h["det_err"] <= DET_TOL)
-    out["polystep.thm42_jitter_condition"] = {
-        "value": min(ks_f, h["ks_p"]), "verdict": "reproduced" if ok else "not reproduced",
+    return {
+        "value": min(ks_f, float(h["ks_p"])),
         "detail": f"{len(fac)} proposals, d = {d}: jitter factor in [{fac.min():.4f}, {fac.max():.4f}] "
                   f"(allowed [{1 - eta:g}, {1 + eta:g}]), KS p vs U = {ks_f:.3f}; rotations: max|E R_ij| = "
-                  f"{h['max_abs_mean']:.3f} (<= {HAAR_MEAN_MAX}), E R_11^2 = {h['r11_sq_mean']:.4f} (1/d = "
-                  f"{1 / d:.4f}, +-{HAAR_R11_REL:.0%}), max|det R - 1| = {h['det_err']:.1e}, KS p of R_11^2 vs "
-                  f"Beta(1/2, (d-1)/2) = {h['ks_p']:.3f}; value = the smaller KS p. One eta_t is drawn per "
-                  f"step for all particles (functional.propose)"}
+                  f"{h['max_abs_mean']:.3f}, E R_11^2 = {h['r11_sq_mean']:.4f} (1/d = {1 / d:.4f}), max|det R - 1| = "
+                  f"{h['det_err']:.1e}, KS p of R_11^2 vs Beta(1/2, (d-1)/2) = {h['ks_p']:.3f}; value = the smaller "
+                  f"KS p. One eta_t is drawn per step for all particles (functional.propose)",
+        "evidence": {"draws": int(len(fac)), "dim": int(d), "eta_max": float(eta),
+                     "factor_in_range": bool(np.all((fac >= 1 - eta) & (fac <= 1 + eta))),
+                     "ks_p_factor": ks_f, "ks_p_r11": float(h["ks_p"]),
+                     "max_abs_mean_R": float(h["max_abs_mean"]), "r11_sq_mean": float(h["r11_sq_mean"]),
+                     "det_err": float(h["det_err"])},
+    }
 
+
+@claim("polystep.thm42_constant_radius_plateau")
+def _constant_radius_plateau(results: dict) -> dict:
+    s = results["settings"]
     ps = plateau_summary(results)
     e_main, e_small = max(ps), min(ps)
     small, main = ps[e_small], ps[e_main]
-    small_ok = small["plateau_all"] and PLATEAU_EXP[0] <= small["exponent"] <= PLATEAU_EXP[1]
     conv_main = [c for c in main["cells"] if c["converged"]]
-    if small_ok and not conv_main:
-        verdict = "reproduced qualitatively"
-    elif small_ok:
-        verdict = "corrected"
-    else:
-        verdict = "not reproduced"
 
     def cells_txt(x):
         return ", ".join(f"r = {c['r']:g}: tail mean ||grad|| {c['plateau']:.2g}, tail slope "
                          f"{c['tail_slope']:+.2f}{' (converged)' if c['converged'] else ''}" for c in x["cells"])
 
-    out["polystep.thm42_constant_radius_plateau"] = {
-        "value": small["exponent"], "verdict": verdict,
-        "detail": f"constant r_s = r_p = r, log-cosh quadratic D = 8, {s['const_steps']} steps. Direct-search "
-                  f"regime eps = {e_small:g}: {cells_txt(small)}; plateau ~ r^{small['exponent']:.2f} "
-                  f"(value; O(r) needs an exponent in {PLATEAU_EXP}). Main eps = {e_main:g}: {cells_txt(main)}. "
+    return {
+        "value": small["exponent"],
+        "detail": (f"constant r_s = r_p = r, log-cosh quadratic D = 8, {s['const_steps']} steps. Direct-search "
+                  f"regime eps = {e_small:g}: {cells_txt(small)}; plateau ~ r^{small['exponent']:.2f} (value). "
+                  f"Main eps = {e_main:g}: {cells_txt(main)}. "
                   + ("At the main eps and small r PolyStep is gradient descent with the constant step "
                      "r^2/(2 d_p eps) and converges (to rounding: the loss is symmetric about its minimiser, "
                      "so the orthoplex step vanishes there) -- the O(r) plateau is a property of the "
                      "direct-search regime r ||grad L|| >> eps, not of constant radii as such."
-                     if conv_main else "")}
-    return out
-
-
-def measure(results: dict) -> dict:
-    """Measurements of the claims whose scale this run reaches (rate claims need ``cpu``)."""
-    from repro.claims import reachable
-
-    return reachable(_measure_all(results), results.get("scale", "cpu"))
+                     if conv_main else "")).rstrip(),
+        "evidence": {"direct_search_eps": float(e_small), "main_eps": float(e_main),
+                     "direct_search_cells": len(small["cells"]), "direct_search_plateaus": small["plateaus"],
+                     "direct_search_tail_slopes": [c["tail_slope"] for c in small["cells"]],
+                     "main_cells": len(main["cells"]), "main_converged": len(conv_main),
+                     "main_converged_radii": [c["r"] for c in conv_main],
+                     "main_exponent": main["exponent"]},
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,7 +511,9 @@ def _plot_rates(results: dict):
     grid = np.logspace(np.log10(c_pred.min() / 1.5), np.log10(c_pred.max() * 1.5), 50)
     ax.plot(grid, -grid, color="0.4", lw=1.2, label="slope = −c (linear-regime prediction)")
     ax.axhline(-0.5, color="k", ls="--", lw=1.0, label="−1/2 (the T$^{-1/2}$ of log T/√T)")
-    ax.axhline(SMOOTH_SLOPE_MAX, color="#C0392B", ls=":", lw=1.0, label=f"claim threshold {SMOOTH_SLOPE_MAX}")
+    smooth_claim = get_claim("polystep.thm42_rate_smooth")
+    slope_max = smooth_claim.paper_value + smooth_claim.tolerance
+    ax.axhline(slope_max, color="#C0392B", ls=":", lw=1.0, label=f"claim threshold {slope_max:g}")
     ax.set(xscale="log", xlabel="c = λ$_{min}$ r$_0^2$ / (2 d$_p$ ε)", ylabel="fitted log-log slope of g$_T$",
            title="Fixed ε: the late phase is GD with step r$_0^2$/(2d$_p$ε(t+1)),\nso g$_T$ ~ T$^{-c}$ (measured vs predicted)")
     from matplotlib import ticker
@@ -578,7 +605,7 @@ def plot(results: dict) -> dict:
 def table(results: dict) -> str:
     from repro.report import measurement_table
 
-    lines = measurement_table(_measure_all(results))
+    lines = measurement_table(measure_claims(ID, results))
     fs = fits(results)
     lines += ["", "| series | ε | predicted −c | slope | 95% CI | max/min envelope |", "|---|---|---|---|---|---|"]
     for n, p in results["problems"].items():

@@ -1,10 +1,14 @@
-"""quickstart_digits at ci scale: PolyStep trains the digits MLP to >= 90% held-out accuracy."""
+"""quickstart_digits at ci scale: PolyStep trains the digits MLP (validation-selected, test split
+touched once) to the registry's reduced-scale accuracy bar, close to Adam."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from repro import claims
+from repro.claims import claims_of, get_claim
+from repro.experiments import quickstart_digits as exp
 from tests.experiments.ci import run_at_ci
 
 
@@ -14,10 +18,55 @@ def stored():
 
 
 def test_polystep_reaches_90_percent_test_accuracy(stored) -> None:
+    # (the name is the one tests/repro/test_harness_mutation.py expects to fail on a broken optimizer)
     res = stored["results"]["methods"]
-    # the issue's acceptance bar: >= 90% on the untouched test split, model chosen on validation
-    assert np.all(res["PolyStep"]["test_acc"] >= 0.90), res["PolyStep"]["test_acc"]
-    assert np.all(res["Adam"]["test_acc"] >= 0.90), res["Adam"]["test_acc"]
+    bar = get_claim(exp.DIGITS_CLAIM).extra["min_accuracy"] / 100  # the registry's bar
+    chance = 1 / 10  # ten digit classes
+    for method in ("PolyStep", "Adam"):
+        acc = res[method]["test_acc"]
+        assert np.all(acc > chance) and np.all(acc >= bar), (method, acc)
+    # PolyStep learns: its validation accuracy rises from its first evaluation to the selected one
+    for run in res["PolyStep"]["runs"]:
+        assert run["best_val_acc"] > run["curve"]["val_acc"][0], run["curve"]["val_acc"]
+
+
+def test_measurements_carry_the_evidence_of_the_rules(stored) -> None:
+    results = stored["results"]
+    m = claims.measure(exp.ID, results)
+    assert set(m) == set(claims_of(exp.ID)) == {exp.POLYSTEP_CLAIM, exp.ADAM_CLAIM, exp.DIGITS_CLAIM}
+    ps, adam = results["methods"]["PolyStep"]["test_acc"], results["methods"]["Adam"]["test_acc"]
+    assert m[exp.POLYSTEP_CLAIM]["value"] == pytest.approx(100 * np.mean(ps))
+    assert m[exp.DIGITS_CLAIM]["value"] == pytest.approx(100 * np.mean(ps))
+    assert m[exp.ADAM_CLAIM]["value"] == pytest.approx(100 * np.mean(adam))
+    for cid, x in m.items():
+        ev = x["evidence"]
+        assert "verdict" not in x and ev["dataset"] == "digits" and ev["seeds"] == len(ps)
+        assert ev["gap_to_adam_pp"] == pytest.approx(ev["adam_acc"] - ev["polystep_acc"])
+        c = get_claim(cid)
+        claims.verdict(c, x)  # the rule evaluates on the ci measurement (its evidence exists)
+        # ci is below every registered scale here (paper; cpu for the digits check): indicative
+        assert claims.judge(c, x, "ci").verdict == claims.INDICATIVE
+    # on digits PolyStep meets the package's bar (the rule's outcome, shown as indicative at ci)
+    assert claims.verdict(get_claim(exp.DIGITS_CLAIM), m[exp.DIGITS_CLAIM]) == "reproduced"
+
+
+def test_digits_rule_is_the_registered_bar_and_paper_claims_compare_with_the_paper() -> None:
+    """The digits check decides at the registry's min_accuracy and max_gap_to_adam (the numbers the
+    plot draws) and needs the digits dataset; the Table T5 claims compare with the paper value."""
+    c = get_claim(exp.DIGITS_CLAIM)
+    bar, gap = c.extra["min_accuracy"], c.extra["max_gap_to_adam"]
+
+    def m(dataset, value, ps, g):
+        return {"value": value, "evidence": {"dataset": dataset, "polystep_acc": ps, "gap_to_adam_pp": g}}
+
+    assert claims.verdict(c, m("digits", bar, bar, gap)) == "reproduced"
+    assert claims.verdict(c, m("digits", bar, bar - 0.01, gap)) == "not reproduced"
+    assert claims.verdict(c, m("digits", bar, bar, gap + 0.01)) == "not reproduced"
+    assert claims.verdict(c, m("mnist", bar, bar, gap)) == "not reproduced"
+    for cid in (exp.POLYSTEP_CLAIM, exp.ADAM_CLAIM):
+        p = get_claim(cid)
+        assert claims.verdict(p, {"value": p.paper_value - p.tolerance / 2}) == "reproduced"
+        assert claims.verdict(p, {"value": p.paper_value + 2 * p.tolerance}) == "not reproduced"
 
 
 def test_selection_uses_validation_and_budget_is_counted(stored) -> None:
@@ -28,6 +77,18 @@ def test_selection_uses_validation_and_budget_is_counted(stored) -> None:
     # P*V*K = 75 particles * 16 vertices * 1 probe per step for the 64-32-10 MLP at rank 4
     assert run["forward_evals"] == 150 * 75 * 16
     assert stored["meta"]["forward_evals"] >= run["forward_evals"]
+
+
+def test_plot_draws_the_registered_bar(stored) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = exp.plot(stored["results"])
+    try:
+        lines = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == ":"]
+        bar = get_claim(exp.DIGITS_CLAIM).extra["min_accuracy"]
+        assert [ln.get_ydata()[0] for ln in lines] == [bar]
+    finally:
+        plt.close(fig)
 
 
 def test_rerun_is_served_from_cache(stored) -> None:
