@@ -17,13 +17,20 @@
 # `theory/stationarity.py` (Goldstein $\delta$-stationarity from sampled gradients with an exact
 # min-norm QP; exact Clarke measures from the active pieces):
 #
-# 1. **Upgrade.** Bolte & Pauwels' program $f(x) = \sum_i \mathrm{ReLU}(x_i) - \mathrm{ReLU}(-x_i) +
-#    0.5\|x\|^2$ is smooth as a function, but autodiff returns $0$ at $x = 0$: a conservative-stationary
-#    point that is not Clarke-stationary ($\mathrm{dist}(0, \partial_C f(0)) = 2$ in $D = 4$). PolyStep,
-#    started there, only sees function values; its limit points are checked with the exact Clarke
-#    measure and the Goldstein estimate for $\delta \to 0$. A first-order method fed by the autodiff
-#    selection is the contrast. An $\ell_1$ regression, nonsmooth at its minimiser, is shown with one
-#    particle and with two block particles (the optimizer's block-coordinate mode).
+# 1. **Upgrade.** A genuinely nonsmooth ReLU program,
+#    $f(x) = \sum_i 2\,\mathrm{ReLU}(y_i) - \mathrm{ReLU}(-y_i) + 3\,\mathrm{ReLU}(-y_i - 1)$ with
+#    $y = Qx$ ($Q$ a random rotation, $D = 4$): as a function $\sum_i \max(y_i, 2y_i, -2y_i - 3)$,
+#    convex and piecewise linear with kinks at $y_i = 0$ and $y_i = -1$, minimum $-D$ at the kink
+#    $x^\* = -Q^\top \mathbf 1$. Backpropagation with $\mathrm{ReLU}'(0) = 0$ returns exactly $0$ at
+#    $x = 0$ -- a conservative-stationary point -- although $\partial_C f(0) = Q^\top[1, 2]^D$ lies at
+#    distance $\sqrt D = 2$ from $0$: not Clarke-stationary (`theory.stationarity.SpuriousKinkProgram`).
+#    Gradient descent fed by autodiff never leaves $0$; PolyStep, started there, only sees function
+#    values. Its limit points are checked with the Goldstein estimate for decreasing $\delta$; at
+#    $\delta = 10^{-3}$ the final iterate has not reached the kink yet (it sits at a distance of order
+#    the final probe radius), so the estimate there is a one-piece gradient norm and the claim's rule
+#    fails: the measurement says so rather than tuning it away. An $\ell_1$ regression, nonsmooth at
+#    its minimiser, shows the same at $\delta = 10^{-3}$, with one particle and with two block
+#    particles (the optimizer's block-coordinate mode).
 # 2. **Vacuity.** On piecewise-constant losses (a staircase, a linear classifier with rounded weights)
 #    every iterate is locally constant, hence Clarke-stationary, while the loss still decreases.
 

@@ -19,6 +19,13 @@ This module provides the two measures the reproduction uses as testable proxies:
   pieces active at ``x``), :func:`clarke_measure` returns ``dist(0, partial_C f(x))`` exactly (up to
   rounding). ``x`` is Clarke-stationary iff the measure is 0; ``G_delta(x) -> dist(0, partial_C f(x))``
   as ``delta -> 0`` (outer semicontinuity of the Goldstein subdifferential).
+* **Clarke versus conservative stationarity**: :class:`SpuriousKinkProgram` is a genuinely nonsmooth
+  ReLU program, ``f(x) = sum_i [2 ReLU(y_i) - ReLU(-y_i) + 3 ReLU(-y_i - 1)]``, ``y = Q x``
+  (``= sum_i max(y_i, 2 y_i, -2 y_i - 3)``), on which torch autograd returns ``0`` at ``x = 0`` --
+  a point of the program's conservative field where ``dist(0, partial_C f(0)) = sqrt(D)``. It is
+  the test bed of the reconstructed "Clarke upgrade" (digest section 3.3, [U]): *every limit point
+  of PolyStep's iterates is Clarke-stationary*, not merely conservative-stationary
+  (``repro/experiments/clarke_stationarity.py`` states the theorem as reconstructed).
 
 Both reduce to the **minimum-norm point of a convex hull** ``conv{a_1, ..., a_m}``, solved *exactly*
 by :func:`min_norm_hull` through the standard non-negative least-squares reformulation (Lawson &
@@ -58,6 +65,9 @@ __all__ = [
     "default_num_samples",
     "locally_constant",
     "subgradient_descent",
+    "haar_orthogonal",
+    "SpuriousKinkProgram",
+    "QuantizedLinearClassifier",
 ]
 
 
@@ -252,6 +262,163 @@ def subgradient_descent(grad_fn: Callable[[torch.Tensor], torch.Tensor], x0: tor
         x = x - eta0 / math.sqrt(t + 1) * grad_fn(x)
         out.append(x.numpy().copy())
     return np.stack(out)
+
+
+def haar_orthogonal(dim: int, generator: torch.Generator) -> torch.Tensor:
+    """A Haar-distributed orthogonal ``[dim, dim]`` float64 matrix (QR of a Gaussian matrix with the
+    signs of ``R``'s diagonal moved into ``Q``, Mezzadri 2007)."""
+    z = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(z)
+    return q * torch.sign(torch.diagonal(r))[None, :]
+
+
+class SpuriousKinkProgram:
+    """A genuinely nonsmooth ReLU program whose autodiff field has a spurious stationary point.
+
+    The *program* (what :meth:`__call__` evaluates, with ``torch.relu``)::
+
+        f(x) = sum_i [ a ReLU(y_i) - ReLU(-y_i) + b ReLU(-y_i - 1) ],   y = Q x,
+
+    with ``Q`` orthogonal (``[D, D]``), ``a >= 1`` and ``b > 1`` (defaults ``a = 2``, ``b = 3``). As a
+    *function* it is the convex, piecewise-linear (a one-hidden-layer ReLU network with a dense first
+    layer)::
+
+        f(x) = sum_i phi(y_i),   phi(y) = max(y, a y, (1 - b) y - b),
+
+    with slopes ``phi' = 1 - b`` (``y < -1``), ``1`` (``-1 < y < 0``), ``a`` (``y > 0``): two kinks per
+    coordinate, at ``y_i = -1`` and ``y_i = 0``; minimum ``-D`` at ``y = -1`` (``x* = -Q^T 1``).
+    Because ``f = Phi(Q x)`` with ``Phi`` separable and convex, its Clarke subdifferential is exactly
+
+        partial_C f(x) = Q^T prod_i I_i(y_i),   I(y) = {1-b} (y < -1), [1-b, 1] (y = -1), {1} (-1 < y < 0),
+                                                       [1, a] (y = 0), {a} (y > 0)
+
+    (:meth:`clarke_subgradients`: the ``2^k`` vertices for ``k`` active kinks).
+
+    **The spurious point.** Backpropagation through the program with torch's ``ReLU'(0) = 0`` returns,
+    at ``y_i = 0``, ``a ReLU'(0) + ReLU'(0) - b ReLU'(-1) = 0``: at ``x = 0`` the autodiff "gradient"
+    is exactly ``0`` (:meth:`autodiff_grad`). The program's conservative field (chain rule with
+    ``D_ReLU(0) = [0, 1]``, :meth:`conservative_field_box`) is ``[0, a + 1]`` there and contains 0, so
+    ``x = 0`` is conservative-stationary; but ``dist(0, partial_C f(0)) = ||Q^T 1|| = sqrt(D)`` (the
+    vertex ``(1, ..., 1)`` of ``[1, a]^D``): ``f`` decreases at rate ``sqrt(D)`` along ``-Q^T 1``, and
+    ``0`` is not Clarke-stationary. This is what separates the two notions, unlike the
+    ``ReLU(x) - ReLU(-x)`` program (= ``x``, smooth), where only the *program* has a kink. The minimum
+    is a genuine kink: ``partial_C f(x*) = Q^T [1-b, 1]^D`` contains 0 in its interior (a sharp
+    minimum), so the Clarke measure at generic iterates near ``x*`` is an ``O(1)`` gradient norm and
+    only the Goldstein measure at ``delta >~ ||x - x*||`` is small. At ``y_i = -1`` the autodiff value
+    is ``1`` (``-ReLU(-y)`` contributes ``ReLU'(1) = 1``, ``b ReLU(0)`` contributes 0), an element of the
+    Clarke interval. The conservative-stationary points of the program are the ``2^D`` points with every
+    ``y_i in {0, -1}``; all but ``x*`` are spurious (a coordinate at ``y_i = 0`` has Clarke interval
+    ``[1, a]``), and autodiff returns exactly ``0`` only at ``x = 0``.
+
+    The kink at the minimum is asymmetric (slopes ``1 - b = -2`` and ``1``) on purpose: with symmetric
+    slopes ``f(x* + v) = f(x* - v)`` near ``x*``, the orthoplex's mirrored probes then have equal costs
+    at ``x*`` and ``x*`` is an exact fixed point of PolyStep -- a special case. With asymmetric slopes
+    the ball-smoothed loss ``E_u f(x + r u)`` that PolyStep descends has its minimiser ``O(r)`` away from
+    ``x*``, as for a generic kink.
+
+    Args:
+        dim: ``D``.
+        rotation: ``Q`` (``[D, D]`` orthogonal; default the identity).
+        a: slope right of the kink at 0 (``>= 1``: convex).
+        b: weight of the third ReLU (``> 1``: the minimum is at ``y = -1``).
+    """
+
+    def __init__(self, dim: int, rotation: Any = None, *, a: float = 2.0, b: float = 3.0) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+        q = torch.eye(dim, dtype=torch.float64) if rotation is None else torch.as_tensor(rotation, dtype=torch.float64)
+        if q.shape != (dim, dim) or not torch.allclose(q @ q.T, torch.eye(dim, dtype=torch.float64), atol=1e-12):
+            raise ValueError(f"rotation must be an orthogonal [{dim}, {dim}] matrix")
+        if not (a >= 1.0 and b > 1.0):
+            raise ValueError(f"need a >= 1 (convex) and b > 1 (minimum at y = -1), got a={a}, b={b}")
+        self.dim, self.Q, self.a, self.b = dim, q.clone(), float(a), float(b)
+        self.name = "spurious_kink_program"
+        self.minimum = -float(dim)
+        self.minimizer = -(torch.ones(dim, dtype=torch.float64) @ self.Q)  # x* = -Q^T 1
+        self.spurious_point = torch.zeros(dim, dtype=torch.float64)
+
+    def y(self, x: torch.Tensor) -> torch.Tensor:
+        """``y = Q x`` (rows of ``x`` are points)."""
+        return x @ self.Q.to(x.dtype).T
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The ReLU program (this is what autodiff differentiates)."""
+        y = self.y(x)
+        return (self.a * torch.relu(y) - torch.relu(-y) + self.b * torch.relu(-y - 1.0)).sum(-1)
+
+    def max_form(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function written as ``sum_i max(y_i, a y_i, (1 - b) y_i - b)``."""
+        y = self.y(x)
+        return torch.maximum(torch.maximum(y, self.a * y), (1.0 - self.b) * y - self.b).sum(-1)
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        """``Q^T s(y)`` with the right derivative ``s = a`` (``y >= 0``), ``1`` (``-1 <= y < 0``), ``1 - b``
+        (``y < -1``): the gradient off the kinks and, on them, an element of the Clarke interval (so
+        that a Goldstein estimate centred on a kink stays an upper bound). It is *not* what autodiff
+        returns on the kinks (:meth:`autodiff_grad`: ``0`` at ``y_i = 0``)."""
+        y = self.y(x)
+        s = self._slopes(y, y >= 0, y >= -1.0)
+        return s @ self.Q.to(y.dtype)
+
+    def _slopes(self, y: torch.Tensor, right_of_0: torch.Tensor, right_of_m1: torch.Tensor) -> torch.Tensor:
+        """``a`` where ``right_of_0``, else ``1`` where ``right_of_m1``, else ``1 - b`` (in ``y``'s dtype)."""
+        one = torch.ones_like(y)
+        return torch.where(right_of_0, self.a * one, torch.where(right_of_m1, one, (1.0 - self.b) * one))
+
+    def autodiff_selection(self, x: torch.Tensor) -> torch.Tensor:
+        """Closed form of what backpropagation returns: ``Q^T (a 1[y > 0] + 1[y < 0] - b 1[y < -1])``
+        (``ReLU'(0) = 0``: ``0`` at ``y_i = 0``, ``1`` at ``y_i = -1``)."""
+        y = self.y(x)
+        s = self.a * (y > 0).to(y.dtype) + (y < 0).to(y.dtype) - self.b * (y < -1.0).to(y.dtype)
+        return s @ self.Q.to(y.dtype)
+
+    def autodiff_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """``torch.autograd`` through the program (rows of ``x`` are points)."""
+        xx = torch.as_tensor(x, dtype=torch.float64).detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(self(xx).sum(), xx)
+        return g.detach()
+
+    def _intervals(self, x: torch.Tensor, tol: float, conservative: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(x, dtype=torch.float64)
+        if x.ndim != 1:
+            raise ValueError(f"x must be a single point [D], got shape {tuple(x.shape)}")
+        y = self.y(x)
+        s = self._slopes(y, y > 0, y >= -1.0)
+        lo, hi = s.clone(), s.clone()
+        at0, atm1 = y.abs() <= tol, (y + 1.0).abs() <= tol
+        lo = torch.where(at0, torch.tensor(0.0 if conservative else 1.0, dtype=torch.float64), lo)
+        hi = torch.where(at0, torch.tensor(self.a + 1.0 if conservative else self.a, dtype=torch.float64), hi)
+        lo = torch.where(atm1, torch.tensor(1.0 - self.b, dtype=torch.float64), lo)
+        hi = torch.where(atm1, torch.tensor(1.0, dtype=torch.float64), hi)
+        return lo, hi
+
+    def clarke_box(self, x: torch.Tensor, tol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lo, hi)``: ``partial_C f(x) = Q^T prod_i [lo_i, hi_i]`` (kinks within ``tol`` are active)."""
+        return self._intervals(x, tol, conservative=False)
+
+    def conservative_field_box(self, x: torch.Tensor, tol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lo, hi)`` of the program's conservative field ``Q^T prod_i [lo_i, hi_i]`` (chain rule with
+        ``D_ReLU(0) = [0, 1]``): ``[0, a + 1]`` at ``y_i = 0``, ``[1 - b, 1]`` at ``y_i = -1``."""
+        return self._intervals(x, tol, conservative=True)
+
+    def clarke_subgradients(self, x: torch.Tensor, tol: float = 0.0, *, max_active: int = 16) -> torch.Tensor:
+        """The ``[2^k, D]`` vertices ``Q^T s`` of ``partial_C f(x)`` (``k`` active kinks)."""
+        lo, hi = self.clarke_box(x, tol)
+        active = torch.nonzero(lo != hi).flatten()
+        k = int(active.numel())
+        if k > max_active:
+            raise ValueError(f"{k} active kinks exceed max_active={max_active}")
+        n = 1 << k
+        bits = ((torch.arange(n)[:, None] >> torch.arange(k)) & 1).to(torch.bool)
+        s = lo.expand(n, -1).clone()
+        s[:, active] = torch.where(bits, hi[active].expand(n, -1), lo[active].expand(n, -1))
+        return s @ self.Q
+
+    def kink_distance(self, x: torch.Tensor) -> torch.Tensor:
+        """Euclidean distance from each row of ``x`` to the nearest kink hyperplane
+        (``min_i min(|y_i|, |y_i + 1|)``, ``Q`` orthogonal): a ball of smaller radius lies in one piece."""
+        y = self.y(torch.as_tensor(x, dtype=torch.float64))
+        return torch.minimum(y.abs(), (y + 1.0).abs()).min(dim=-1).values
 
 
 class QuantizedLinearClassifier:

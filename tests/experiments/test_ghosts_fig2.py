@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import repro.claims
-from repro.claims import claims_of, get_claim, verdict
+from repro.claims import get_claim, verdict
 from repro.experiments import ghosts_fig2
-from tests.experiments.ci import run_at_ci
+from tests.experiments.ci import measured_at_ci, run_at_ci
 
 CID = "ghosts.fig2_pole_radius"
 
@@ -50,10 +50,7 @@ def test_odd_polynomials_vanish_at_the_radius(res) -> None:
 
 
 def test_measurement(res) -> None:
-    ms = repro.claims.measure(ghosts_fig2.ID, res)
-    assert set(ms) == set(claims_of(ghosts_fig2.ID)) == {CID}
-    for cid, m in ms.items():
-        verdict(get_claim(cid), m)  # the registered rule evaluates on the evidence given
+    ms = measured_at_ci(ghosts_fig2.ID, res, expect={CID})
     m = ms[CID]
     assert m["value"] == res["radius_envelope"] == pytest.approx(res["a"], rel=1e-12)
     ev = m["evidence"]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import repro.claims
-from repro.claims import claims_of, get_claim, verdict
+from repro.claims import get_claim, verdict
 from repro.experiments import ghosts_fig3
-from tests.experiments.ci import run_at_ci
+from tests.experiments.ci import measured_at_ci, run_at_ci
 
 CID = "ghosts.fig3_sigmoid_radius"
 
@@ -51,10 +51,7 @@ def test_taylor_polynomials_track_sigma_only_inside(res) -> None:
 
 
 def test_measurement(res) -> None:
-    ms = repro.claims.measure(ghosts_fig3.ID, res)
-    assert set(ms) == set(claims_of(ghosts_fig3.ID)) == {CID}
-    for cid, m in ms.items():
-        verdict(get_claim(cid), m)  # the registered rule evaluates on the evidence given
+    ms = measured_at_ci(ghosts_fig3.ID, res, expect={CID})
     m = ms[CID]
     assert m["value"] == res["sigma_pi"]
     ev = m["evidence"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import repro.claims
-from repro.claims import INDICATIVE, claims_of, get_claim, judge, verdict
+from repro.claims import get_claim
 from repro.experiments import ghosts_fig8
-from tests.experiments.ci import run_at_ci
+from tests.experiments.ci import measured_at_ci, run_at_ci
 
 ID = "ghosts_fig8"
 STAGES = ("early", "mid", "late")
@@ -21,7 +20,7 @@ def stored():
 
 @pytest.fixture(scope="module")
 def measured(stored):
-    return repro.claims.measure(ID, stored["results"])
+    return measured_at_ci(ID, stored["results"])  # every claim, every rule evaluates
 
 
 def _stages(stored) -> list[dict]:
@@ -49,11 +48,7 @@ def test_sweeps_start_at_the_checkpoint_and_ascent_raises_the_loss(stored) -> No
 
 
 def test_every_claim_measured_and_every_rule_evaluates(measured) -> None:
-    assert set(measured) == set(claims_of(ID)) == set(ghosts_fig8.CLAIMS)
-    for cid, m in measured.items():
-        c = get_claim(cid)
-        assert verdict(c, m) in (c.pass_verdict, c.fail_verdict)
-        assert judge(c, m, "ci").verdict == INDICATIVE  # ci is below every claim's registered scale
+    assert set(measured) == set(ghosts_fig8.CLAIMS)
     assert len(measured["ghosts.fig8_stage_accuracies"]["value"]) == 3
 
 

@@ -7,10 +7,8 @@ import math
 import numpy as np
 import pytest
 
-import repro.claims
-from repro.claims import INDICATIVE, claims_of, get_claim, judge, verdict
 from repro.experiments import ghosts_fig9
-from tests.experiments.ci import run_at_ci
+from tests.experiments.ci import measured_at_ci, run_at_ci
 
 ID = "ghosts_fig9"
 
@@ -22,7 +20,7 @@ def stored():
 
 @pytest.fixture(scope="module")
 def measured(stored):
-    return repro.claims.measure(ID, stored["results"])
+    return measured_at_ci(ID, stored["results"])  # every claim, every rule evaluates
 
 
 def test_six_temperatures_with_consistent_radii(stored) -> None:
@@ -47,11 +45,7 @@ def test_descent_step_dips_then_fails(stored) -> None:
 
 
 def test_every_claim_measured_and_every_rule_evaluates(measured) -> None:
-    assert set(measured) == set(claims_of(ID)) == set(ghosts_fig9.CLAIMS)
-    for cid, m in measured.items():
-        c = get_claim(cid)
-        assert verdict(c, m) in (c.pass_verdict, c.fail_verdict)
-        assert judge(c, m, "ci").verdict == INDICATIVE  # ci is below every claim's registered scale
+    assert set(measured) == set(ghosts_fig9.CLAIMS)
 
 
 def test_spreads_are_those_of_the_per_temperature_onsets(stored, measured) -> None:

@@ -16,9 +16,11 @@ from scipy.optimize import minimize
 from polystep import objectives as O
 from theory.stationarity import (
     QuantizedLinearClassifier,
+    SpuriousKinkProgram,
     clarke_measure,
     goldstein_measure,
     goldstein_measures,
+    haar_orthogonal,
     locally_constant,
     min_norm_hull,
     sample_ball,
@@ -172,3 +174,118 @@ def test_quantized_classifier_is_piecewise_constant() -> None:
     inside = cell + 0.2 * m.q * torch.sign(torch.randn(m.dim, generator=g, dtype=torch.float64))
     assert m(inside) == m(cell)
     assert m(cell + 0.6 * m.q * torch.ones(m.dim, dtype=torch.float64)) != m(cell)
+
+
+# ------------------------------------------------------------------------------------------------
+# the ReLU program with a spurious autodiff-stationary point (clarke_stationarity, issue 9 section 3)
+# ------------------------------------------------------------------------------------------------
+
+
+def _kink_program(dim: int = 4, seed: int = 6) -> SpuriousKinkProgram:
+    return SpuriousKinkProgram(dim, haar_orthogonal(dim, torch.Generator().manual_seed(seed)))
+
+
+def _sampled_clarke(f: SpuriousKinkProgram, x: torch.Tensor, n: int, seed: int) -> np.ndarray:
+    """Clarke's theorem, independently of ``clarke_subgradients``: partial_C f(x) is the convex hull
+    of the limits of gradients at differentiable points near x -- here torch autograd at n points
+    uniform in a ball of radius 1e-9 (differentiable with probability 1)."""
+    pts = sample_ball(x, 1e-9, n, torch.Generator().manual_seed(seed))
+    return f.autodiff_grad(pts).numpy()
+
+
+def test_haar_orthogonal_is_orthogonal() -> None:
+    q = haar_orthogonal(6, torch.Generator().manual_seed(0))
+    assert torch.allclose(q @ q.T, torch.eye(6, dtype=torch.float64), atol=1e-14)
+    with pytest.raises(ValueError):
+        SpuriousKinkProgram(3, 2.0 * torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError):
+        SpuriousKinkProgram(3, b=1.0)  # no minimum at y = -1
+
+
+def test_kink_program_is_the_convex_max_form_and_autograd_is_its_selection() -> None:
+    f = _kink_program()
+    g = torch.Generator().manual_seed(7)
+    xs = 2.0 * torch.randn(500, 4, generator=g, dtype=torch.float64)
+    # sum_i [2 ReLU(y) - ReLU(-y) + 3 ReLU(-y - 1)] = sum_i max(y, 2y, -2y - 3) (rounding only)
+    assert torch.allclose(f(xs), f.max_form(xs), atol=1e-13, rtol=0)
+    # off the kinks torch autograd = the gradient = the closed forms
+    assert torch.allclose(f.autodiff_grad(xs), f.grad(xs), atol=1e-14, rtol=0)
+    assert torch.allclose(f.autodiff_selection(xs), f.grad(xs), atol=1e-14, rtol=0)
+    # on the kinks (Q = I so that y is exact): autograd uses ReLU'(0) = 0
+    e = SpuriousKinkProgram(3)
+    x = torch.tensor([0.0, -1.0, 0.5], dtype=torch.float64)
+    assert e.autodiff_grad(x).tolist() == [0.0, 1.0, 2.0] == e.autodiff_selection(x).tolist()
+    assert e.grad(x).tolist() == [2.0, 1.0, 2.0]  # a Clarke selection (right derivatives)
+    assert float(f(f.minimizer)) == pytest.approx(f.minimum, abs=1e-14)
+
+
+def test_spurious_point_autograd_zero_but_not_clarke_stationary() -> None:
+    """At x = 0 torch autograd returns exactly 0 (conservative-stationary for the program) while the
+    Clarke subdifferential Q^T [1, 2]^D is at distance sqrt(D) from 0, by three computations."""
+    dim = 4
+    f = _kink_program(dim)
+    x0 = f.spurious_point
+    # 1. torch autograd through the program: exactly zero
+    assert torch.equal(f.autodiff_grad(x0), torch.zeros(dim, dtype=torch.float64))
+    lo, hi = f.conservative_field_box(x0)
+    assert torch.all(lo <= 0) and torch.all(hi >= 0)              # 0 in the conservative field
+    clo, chi = f.clarke_box(x0)
+    assert torch.all(clo > 0)                                     # ... not in the Clarke one
+    # 2. the exact min-norm point of the generators: the vertex Q^T 1
+    exact = clarke_measure(f, x0)
+    assert exact.norm == pytest.approx(math.sqrt(dim), rel=1e-14)
+    assert exact.point == pytest.approx((torch.ones(dim, dtype=torch.float64) @ f.Q).numpy(), abs=1e-14)
+    # 3a. independent: gradient sampling (Clarke's theorem) with autograd, hull by SLSQP
+    grads = np.unique(np.round(_sampled_clarke(f, x0, 400, 8), 12), axis=0)
+    assert len(grads) == 2 ** dim  # every cell around 0 is met
+    gen = np.round(f.clarke_subgradients(x0).numpy(), 12)
+    assert {tuple(r) for r in grads} == {tuple(r) for r in gen}
+    assert _slsqp_min_norm(grads) == pytest.approx(math.sqrt(dim), abs=1e-6)
+    # 3b. independent, from function values only: f is convex, so dist(0, partial f(x)) =
+    # -min_{|d| = 1} f'(x; d); f is piecewise linear, so a difference quotient is exact for small h
+    h = 1e-6
+    d_star = -torch.from_numpy(exact.point) / exact.norm
+    fd = lambda d: float((f(x0 + h * d) - f(x0)) / h)  # noqa: E731
+    assert fd(d_star) == pytest.approx(-math.sqrt(dim), abs=1e-8)
+    dirs = torch.randn(500, dim, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    slopes = ((f(x0 + h * dirs) - f(x0)) / h).numpy()
+    assert slopes.min() >= -math.sqrt(dim) - 1e-8  # no direction descends faster than the Clarke bound
+    # a first-order method fed by torch autograd never leaves; fed by a Clarke selection it does
+    assert np.all(subgradient_descent(f.autodiff_grad, x0, 50, 0.1) == 0)
+    xs = subgradient_descent(f.grad, x0, 500, 0.5)
+    assert np.linalg.norm(xs[-1] - f.minimizer.numpy()) < 0.1  # steps 0.5/sqrt(500) |g| ~ 0.05
+
+
+def test_kink_minimizer_is_clarke_stationary_and_sharp() -> None:
+    dim = 4
+    f = _kink_program(dim)
+    xs = f.minimizer
+    # exact: Q^T [-2, 1]^D contains 0 (kinks at rounding distance count as active)
+    assert clarke_measure(f, xs, tol=1e-12).norm < 1e-12
+    # independent: sampled autograd gradients around x*, and every directional derivative > 0
+    assert _slsqp_min_norm(np.unique(np.round(_sampled_clarke(f, xs, 400, 10), 12), axis=0)) < 1e-6
+    dirs = torch.randn(500, dim, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    assert ((f(xs + 1e-6 * dirs) - f(xs)) > 0).all()
+    # a generic point near x* lies in one piece: the Clarke measure is a gradient norm >= 1
+    x = xs + 1e-3 * dirs[0]
+    assert clarke_measure(f, x).norm == pytest.approx(float(f.grad(x).norm()), rel=1e-14)
+    assert clarke_measure(f, x).norm >= 1.0
+
+
+def test_goldstein_on_the_kink_program_closed_forms() -> None:
+    dim = 4
+    f = _kink_program(dim)
+    g = torch.Generator().manual_seed(12)
+    # around 0, for delta < 1 the ball meets only the kinks y_i = 0: every sampled gradient is a
+    # vertex-or-edge point of Q^T [1, 2]^D, so G_delta(0) = sqrt(D) exactly
+    vals = goldstein_measures(f.grad, torch.zeros(3, dim, dtype=torch.float64), [1e-3, 1e-1, 0.9], g, num_samples=256)
+    assert vals == pytest.approx([math.sqrt(dim)] * 3, rel=1e-12)
+    # every y_i = -0.99: 0.01 from the nearest kink, so for delta < 0.01 the ball is one piece and
+    # G_delta = ||grad f|| = ||Q^T 1|| = sqrt(D)
+    x = f.minimizer + 0.01 * (torch.ones(dim, dtype=torch.float64) @ f.Q)  # y = -0.99: slope 1 each
+    assert float(f.kink_distance(x[None])) == pytest.approx(0.01, rel=1e-9)
+    assert goldstein_measures(f.grad, x[None], 0.005, g, num_samples=256)[0] == pytest.approx(math.sqrt(dim), rel=1e-12)
+    # ... and ~0 once the ball reaches well past the kinks at x*
+    assert goldstein_measures(f.grad, x[None], 0.05, g, num_samples=256)[0] < 1e-12
