@@ -21,7 +21,7 @@
 #    $f(x) = \sum_i 2\,\mathrm{ReLU}(y_i) - \mathrm{ReLU}(-y_i) + 3\,\mathrm{ReLU}(-y_i - 1)$ with
 #    $y = Qx$ ($Q$ a random rotation, $D = 4$): as a function $\sum_i \max(y_i, 2y_i, -2y_i - 3)$,
 #    convex and piecewise linear with kinks at $y_i = 0$ and $y_i = -1$, minimum $-D$ at the kink
-#    $x^\* = -Q^\top \mathbf 1$. Backpropagation with $\mathrm{ReLU}'(0) = 0$ returns exactly $0$ at
+#    $x^\star = -Q^\top \mathbf 1$. Backpropagation with $\mathrm{ReLU}'(0) = 0$ returns exactly $0$ at
 #    $x = 0$ -- a conservative-stationary point -- although $\partial_C f(0) = Q^\top[1, 2]^D$ lies at
 #    distance $\sqrt D = 2$ from $0$: not Clarke-stationary (`theory.stationarity.SpuriousKinkProgram`).
 #    Gradient descent fed by autodiff never leaves $0$; PolyStep, started there, only sees function

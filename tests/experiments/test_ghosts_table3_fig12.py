@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro.claims import VERDICTS
+from repro import claims
 from repro.experiments import ghosts_table3_fig12 as exp
 from tests.experiments.ci import run_at_ci
 
@@ -90,17 +90,67 @@ def test_paper_scale_without_torchvision_fails_clearly() -> None:
         pytest.skip("torchvision is installed")
 
 
-def test_costs_and_verdicts(stored) -> None:
-    res = stored["results"]
-    t = res["timing"]
+def test_costs(stored) -> None:
+    t = stored["results"]["timing"]
     assert all(v > 0 for v in t["ms"].values())
     assert t["jvp_over_forward"] == pytest.approx(t["ms"]["jvp"] / t["ms"]["forward"])
-    assert 2.0 <= t["flop_ratio_resnet18"] <= 4.0  # a JVP carries the primal and the tangent
-    m = exp.measure(res)
-    assert set(m) == set(exp.CLAIMS)
-    assert all(v["verdict"] in VERDICTS for v in m.values())
-    for cid in exp.ROW_CLAIMS.values():  # CIFAR numbers are not claimed from the twin
-        assert m[cid]["verdict"] == "not run at this scale"
-    assert m["ghosts.sec45_jvp_cost"]["value"] == pytest.approx(t["jvp_over_forward"])
-    assert m["ghosts.sec45_jvp_cost"]["verdict"] == "not reproduced"  # the FLOP ratio alone is ~3 > 2
+    # a JVP carries the primal and the tangent (W h, then W h' + V h): 3x the matmul/conv FLOPs
+    assert t["flop_ratio_resnet18"] == pytest.approx(3.0, abs=0.05)
+    assert t["flop_ratio_model"] == pytest.approx(3.0, abs=0.05)
+
+
+# the twin does not measure CIFAR-10 numbers nor the GPU timings of Section 8.6
+NOT_ON_THE_TWIN = set(exp.ROW_CLAIMS.values()) | {"ghosts.sec86_overhead_timings"}
+
+
+def test_claims_measured_on_the_twin(stored) -> None:
+    res = stored["results"]
+    m = claims.measure(exp.ID, res)
+    assert set(exp.CLAIMS) == set(claims.claims_of(exp.ID))
+    assert set(m) == set(claims.claims_of(exp.ID)) - NOT_ON_THE_TWIN
+    for cid, x in m.items():
+        claims.verdict(claims.get_claim(cid), x)  # the registered rule evaluates on the measurement
+    rows = {(r["kind"], r["key"]): r for r in exp.summarize(res)}
+    jvp = m["ghosts.sec45_jvp_cost"]
+    assert jvp["value"] == pytest.approx(res["timing"]["jvp_over_forward"])
+    assert jvp["evidence"]["flop_ratio_resnet18"] == res["timing"]["flop_ratio_resnet18"]
+    best = m["ghosts.abstract_resnet_controller_best"]
+    assert best["value"] == pytest.approx(100 * rows[("ctrl", 1.0)]["acc"])
+    assert best["evidence"]["best_fixed_acc"] == pytest.approx(100 * max(r["acc"] for r in rows.values()
+                                                                          if r["kind"] == "fixed"))
+    big = m["ghosts.fig12_eta05_max_r"]
+    assert big["evidence"]["eta"] == pytest.approx(max(exp.CONFIGS["ci"].etas) * exp.CONFIGS["ci"].eta_scale)
+    assert big["value"] == big["evidence"]["epoch_max_r"][0] > 1  # the largest fixed eta runs at r > 1 early
+    div = m["ghosts.table3_divergence_needs_sustained_r"]["evidence"]
+    assert div["n_failed"] == len(div["failed_longest_streak"])
+    assert div["n_failed"] + len(div["survivor_longest_streak"]) == sum(len(c["runs"]) for c in res["configs"])
+    # the controller at r = 2 sits at r = 2 in every log: its streak is the whole run
+    assert rows[("ctrl", 2.0)]["run_sustained"].tolist() == [rows[("ctrl", 2.0)]["n_logs"]]
     assert not math.isnan(exp.summarize(res)[0]["acc"])
+
+
+def test_paper_table_comes_from_the_registry(stored) -> None:
+    paper = exp._paper_table3()
+    assert set(paper) == set(exp.ROW_CLAIMS)
+    for key, cid in exp.ROW_CLAIMS.items():
+        c = claims.get_claim(cid)
+        assert paper[key][3] == c.paper_value and str(paper[key][0]) in c.statement
+    table = exp.table(stored["results"])
+    for key, row in paper.items():
+        assert f"({row[3]}%)" in table
+
+
+def test_cifar_claims_measured_at_paper_protocol(stored) -> None:
+    """The same runs labelled as the paper protocol: every claim is measured and its rule evaluates
+    (exercises the CIFAR-only measuring functions without CIFAR-10)."""
+    res = {**stored["results"], "paper_protocol": True}
+    m = claims.measure(exp.ID, res)
+    assert set(m) == set(claims.claims_of(exp.ID))
+    for cid, x in m.items():
+        claims.verdict(claims.get_claim(cid), x)
+    rows = {(r["kind"], r["key"]): r for r in exp.summarize(res)}
+    for key, cid in exp.ROW_CLAIMS.items():
+        assert m[cid]["value"] == pytest.approx(100 * rows[key]["acc"])
+        assert m[cid]["evidence"]["logs_r_gt_1"] == rows[key]["n_gt1"]
+    t = res["timing"]
+    assert m["ghosts.sec86_overhead_timings"]["evidence"]["jvp_over_plain"] == t["jvp_over_plain"]
