@@ -46,10 +46,28 @@ def run_and_show(experiment_id: str, *, seed: int | None = None, device: str | N
     return stored["results"], runner.measurements(experiment_id, stored["results"])
 
 
+def _short(value, width: int = 48) -> str:
+    """A value as a table cell: floats to 4 significant digits, lists shortened, at most ``width``
+    characters (the full value is in the sidecar and in ``polystep-repro claim ID``)."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(_short(v, 12) for v in value[:6]) + (", …" if len(value) > 6 else "") + "]"
+    else:
+        text = str(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class VerdictTable:
-    """The verdict table a notebook shows: per claim of an experiment, the registered rule, the
-    measured value and the verdict of :func:`repro.claims.judge` at the run's scale (below the
-    claim's registered scale: *indicative*). Renders as markdown in Jupyter, as text in a console."""
+    """The verdict table a notebook shows: per claim of an experiment, the paper's value, ours, the
+    verdict of :func:`repro.claims.judge` at the run's scale (below the claim's registered scale:
+    *indicative*, with the rule's outcome in brackets) and the registered rule. Renders as markdown in
+    Jupyter, as text in a console."""
 
     def __init__(self, experiment_id: str, measurements: dict, scale: str):
         from .claims import claims_of, get_claim, judge
@@ -59,24 +77,22 @@ class VerdictTable:
         for cid in claims_of(experiment_id):
             c = get_claim(cid)
             j = judge(c, measurements.get(cid), scale)
-            self.rows.append({"claim": cid, "scale": c.scale, "rule": c.rule_text or "–",
-                              "value": j.value, "verdict": j.label,
+            self.rows.append({"claim": cid, "scale": c.scale, "paper": c.paper_value,
+                              "rule": c.rule_text or "–", "value": j.value, "verdict": j.label,
                               "rule_verdict": j.rule_verdict})
         #: claim id -> verdict label, what the table shows
         self.verdicts = {r["claim"]: r["verdict"] for r in self.rows}
 
     def markdown(self) -> str:
-        def fmt(v):
-            if isinstance(v, float):
-                return f"{v:.4g}"
-            return "–" if v is None else str(v).replace("|", "\\|")
-
-        lines = [f"Verdicts at **{self.scale}** scale (rules from `paper/claims.toml`):", "",
-                 "| claim | registered scale | rule | measured | verdict |", "|---|---|---|---|---|"]
+        lines = [f"Verdicts of a **{self.scale}**-scale run (rules registered in `paper/claims.toml`; "
+                 "`polystep-repro claim ID` shows one claim in full):", "",
+                 "| claim | paper | ours | verdict | registered scale | rule |", "|---|---|---|---|---|---|"]
         for r in self.rows:
-            shown = r["verdict"] + (f" (rule: {r['rule_verdict']})" if r["verdict"].startswith("indicative")
-                                    and r["rule_verdict"] else "")
-            lines.append(f"| `{r['claim']}` | {r['scale']} | `{fmt(r['rule'])}` | {fmt(r['value'])} | {shown} |")
+            shown = r["verdict"]
+            if shown.startswith("indicative") and r["rule_verdict"]:
+                shown = f"indicative [{r['rule_verdict']}]"
+            lines.append(f"| `{r['claim'].split('.', 1)[1]}` | {_short(r['paper'], 40)} | {_short(r['value'])} "
+                         f"| {shown} | {r['scale']} | `{_short(r['rule'], 60)}` |")
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
