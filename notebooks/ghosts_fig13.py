@@ -25,7 +25,7 @@
 # an O(1) factor into an exponential one.
 #
 # Reference: P. Sao, "Ghosts of Softmax", arXiv 2603.13552, Appendix 5 and Figure 13; the
-# radius is Theorem 4.3's binary case with slope gap 1. The library: `theory.softmax_radius`.
+# radius is Theorem 4.3's binary case with slope gap 1. The library: `ghosts.softmax_radius`.
 # Pure mathematics: the `ci`, `cpu` and `paper` scales are identical.
 
 # %% [markdown]
@@ -39,7 +39,7 @@
 # %%
 import numpy as np
 
-from theory import softmax_radius as sr
+from ghosts import softmax_radius as sr
 
 print(" delta      1/f''          R     (1/f'')/R   (2/f'')/R")
 for delta in (0.1, 1.0, np.pi, 10.0, 30.0):

@@ -28,7 +28,7 @@
 # Reference: P. Sao, "Ghosts of Softmax", arXiv 2603.13552, Figures 1 and 7, Definition 4.7 and
 # Theorem 4.6 ($\rho^* \ge \rho_a$). The reconstructed protocol (data, training recipe, direction,
 # failure thresholds) is written out in the docstring of `repro/experiments/ghosts_fig1_fig7.py`.
-# The library: `theory.radius_models` (the JVP) and `theory.softmax_radius`.
+# The library: `ghosts.radius_models` (the JVP) and `ghosts.softmax_radius`.
 
 # %% [markdown]
 # ## A toy classifier trained to convergence
@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from theory import radius_models as rm
-from theory import softmax_radius as sr
+from ghosts import radius_models as rm
+from ghosts import softmax_radius as sr
 
 torch.manual_seed(0)
 centres = 0.8 * torch.randn(4, 10)

@@ -30,14 +30,14 @@
 # ## The radius from the coefficients alone
 #
 # `taylor_coefficients` (mpmath, 50 digits) gives $c_0, \dots, c_{40}$ of $f$ at 0. Notice that they are
-# exactly $(-1)^k/2^{k+1}$, and that the estimators of `theory.softmax_radius` read $R = 2$ off them: the
+# exactly $(-1)^k/2^{k+1}$, and that the estimators of `ghosts.softmax_radius` read $R = 2$ off them: the
 # envelope fit of $\log|c_n|$ (`power=0`, the prefactor of a simple pole) exactly, the plain root test
 # $\min_n |c_n|^{-1/n}$ biased high by $2^{1/n}$.
 
 # %%
 import numpy as np
 
-from theory import softmax_radius as sr
+from ghosts import softmax_radius as sr
 
 c = np.array([float(v) for v in sr.taylor_coefficients(lambda t: 1 / (t + 2), 40)])
 k = np.arange(len(c))

@@ -40,7 +40,7 @@ import mpmath
 import numpy as np
 import torch
 
-from theory import softmax_radius as sr
+from ghosts import softmax_radius as sr
 
 margin = torch.tensor(2.0)
 print(f"softmax((x, 0))[0] = {float(torch.softmax(torch.stack([margin, torch.tensor(0.0)]), 0)[0]):.6f}"

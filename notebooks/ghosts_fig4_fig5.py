@@ -27,7 +27,7 @@
 #   every zero (in a window) of 8 integer-slope instances; binary instances sit exactly on the edge.
 #
 # Reference: P. Sao, "Ghosts of Softmax", arXiv 2603.13552, Section 4 (Lemma 4.5, Theorem 4.6,
-# Proposition 4.2 for $\rho^* = \min\{|t| : F(t) = 0\}$). The library: `theory.softmax_radius`.
+# Proposition 4.2 for $\rho^* = \min\{|t| : F(t) = 0\}$). The library: `ghosts.softmax_radius`.
 # Pure mathematics: the `ci`, `cpu` and `paper` scales are identical.
 
 # %% [markdown]
@@ -41,7 +41,7 @@
 # %%
 import numpy as np
 
-from theory import softmax_radius as sr
+from ghosts import softmax_radius as sr
 
 rng = np.random.default_rng(0)
 z, a = rng.normal(0, 1, 5), rng.normal(0, 1, 5)

@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from theory import radius_models as rm
-from theory import softmax_radius as sr
+from ghosts import radius_models as rm
+from ghosts import softmax_radius as sr
 
 digits = load_digits()
 x = torch.tensor(digits.data[:300] / 16, dtype=torch.float32)

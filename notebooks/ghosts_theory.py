@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from theory import softmax_radius as sr
+from ghosts import softmax_radius as sr
 
 c = sr.logpartition_taylor([0.0, 0.0], [1.0, 0.0], 60)
 print(f"Taylor-envelope radius = {sr.radius_envelope_fit(c):.10f}   (pi = {math.pi:.10f})")

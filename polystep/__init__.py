@@ -10,7 +10,7 @@ vertices of a randomly rotated polytope around it::
 Modules: :mod:`~polystep.polytopes`, :mod:`~polystep.transport`, :mod:`~polystep.functional`
 (the pure step), :mod:`~polystep.schedules`, :mod:`~polystep.subspace`, :mod:`~polystep.optim`
 (``PolyStep`` optimizer), :mod:`~polystep.evaluation` (population closures), :mod:`~polystep.ask_tell`,
-:mod:`~polystep.objectives`, :mod:`~polystep.fast_eval` (fast population closures for layer stacks),
+:mod:`~polystep.fast_eval` (fast population closures for layer stacks),
 :mod:`~polystep.nondiff` (the non-differentiable building blocks of the experiments),
 :mod:`~polystep.baselines` (OpenAI-ES, SPSA, CMA-ES in the same ask/tell and closure protocols).
 """

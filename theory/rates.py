@@ -81,7 +81,7 @@ class RateProblem:
 
     Attributes:
         name: label used in the results.
-        objective: a :class:`polystep.objectives.Objective` on ``R^dim`` with ``grad``.
+        objective: a :class:`theory.objectives.Objective` on ``R^dim`` with ``grad``.
         dim: ``D``.
         particle_dim: ``d_p`` (``D % d_p == 0``; ``d_p < D`` means block particles).
         r0: radius scale (``r_s = r_p = r0 / sqrt(t+1)``, or ``r0`` for constant radii).

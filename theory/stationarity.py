@@ -15,7 +15,7 @@ This module provides the two measures the reproduction uses as testable proxies:
   samples is a subset of the Goldstein hull, the estimate is an **upper bound** of ``G_delta(x)``
   that decreases to it as the number of samples grows.
 * **Clarke stationarity**: for functions that expose the generators of their Clarke subdifferential
-  (``clarke_subgradients(x)``, e.g. :class:`polystep.objectives.L1Regression`: the gradients of the
+  (``clarke_subgradients(x)``, e.g. :class:`theory.objectives.L1Regression`: the gradients of the
   pieces active at ``x``), :func:`clarke_measure` returns ``dist(0, partial_C f(x))`` exactly (up to
   rounding). ``x`` is Clarke-stationary iff the measure is 0; ``G_delta(x) -> dist(0, partial_C f(x))``
   as ``delta -> 0`` (outer semicontinuity of the Goldstein subdifferential).

@@ -10,8 +10,8 @@ Taylor-convergence figures teach with one visual language:
 * panel (c) of both figures shows the truncation error ``|T_n(x) - f(x)|`` against the order ``n``
   at ``x/R = 0.5, 0.9, 1.1, 1.5``; panel (d) the Cauchy-Hadamard root test ``|c_n|^{-1/n}``.
 
-The Taylor coefficients come from :func:`theory.softmax_radius.taylor_coefficients` (mpmath) and
-the radius estimates from the estimators of :mod:`theory.softmax_radius`; nothing is re-derived.
+The Taylor coefficients come from :func:`ghosts.softmax_radius.taylor_coefficients` (mpmath) and
+the radius estimates from the estimators of :mod:`ghosts.softmax_radius`; nothing is re-derived.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def taylor_data(f_mp: Callable, f_np: Callable, radius: float, order_max: int, *
     """Everything a Taylor-convergence figure shows, for ``f`` analytic at 0 with radius ``radius``.
 
     Args:
-        f_mp: ``f`` for mpmath (:func:`theory.softmax_radius.taylor_coefficients`).
+        f_mp: ``f`` for mpmath (:func:`ghosts.softmax_radius.taylor_coefficients`).
         f_np: ``f`` for float64 numpy arrays (the exact curve and the truncation errors).
         radius: the exact radius (from the singularities), used only to place the probes.
         order_max: number of Taylor coefficients ``c_0..c_order_max`` computed.
@@ -53,7 +53,7 @@ def taylor_data(f_mp: Callable, f_np: Callable, radius: float, order_max: int, *
     truncation-error table, the root-test sequence and three radius estimates (envelope fit,
     plain root test on the last half, the last coefficient ratio).
     """
-    from theory import softmax_radius as sr
+    from ghosts import softmax_radius as sr
 
     c_mp = [v if abs(v) >= zero_below else 0 * v for v in sr.taylor_coefficients(f_mp, order_max)]
     c = np.array([float(v) for v in c_mp])

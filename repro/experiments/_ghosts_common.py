@@ -20,7 +20,7 @@ Small functions used by the one-step sweeps (Figs 1, 7, 8, 9) and the training e
 directions), :func:`curvature_along` (``v^T H v`` by double backprop), :func:`one_step_sweep`
 (loss ratio / accuracy retained / flip fraction along ``theta + tau v``), :func:`median_iqr`,
 :func:`first_crossing`, :func:`plot_median_iqr` and ``ARCH_COLORS`` (one colour per zoo architecture).  Directions are flat vectors in
-``model.parameters()`` order (the convention of :mod:`theory.radius_models`).  Every loss, gradient
+``model.parameters()`` order (the convention of :mod:`ghosts.radius_models`).  Every loss, gradient
 and sweep is evaluated with the model in eval mode (BatchNorm uses running statistics, as the
 JVP radius does); the caller's train/eval flags are restored.
 """
@@ -35,7 +35,7 @@ import torch.nn.functional as Fn
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from theory.radius_models import eval_mode, tangent_dict
+from ghosts.radius_models import eval_mode, tangent_dict
 
 __all__ = [
     "FAILURE_ACC_RETAINED", "FAILURE_LOSS_RATIO", "DIVERGED_LOSS", "ARCH_COLORS",

@@ -88,7 +88,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from polystep import objectives as O
+from theory import objectives as O
 from repro.claims import claim, claims_of, get_claim, measure
 from repro.context import RunContext
 from theory.hitting_time import hitting_config, radial_start

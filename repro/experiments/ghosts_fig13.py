@@ -4,7 +4,7 @@ For the scalar logistic loss ``f(x) = log(1 + e^{-x})`` at margin ``delta`` (App
 section 2.13):
 
 * curvature ``f''(delta) = sigma(delta)(1 - sigma(delta))``, so the Hessian's natural step scale is
-  ``1/f''(delta) = 2 + 2 cosh(delta) ~ e^delta`` (:func:`theory.softmax_radius.logistic_hessian_scale`);
+  ``1/f''(delta) = 2 + 2 cosh(delta) ~ e^delta`` (:func:`ghosts.softmax_radius.logistic_hessian_scale`);
 * the singularities of ``f`` are at ``x = i pi (2k+1)``, so the Taylor radius about ``delta`` is
   ``R(delta) = sqrt(delta^2 + pi^2) ~ delta``.
 
@@ -67,7 +67,7 @@ CONFIGS = {"ci": Config(), "cpu": Config(), "paper": Config()}
 
 
 def _curves(delta):
-    from theory import softmax_radius as sr
+    from ghosts import softmax_radius as sr
 
     h = np.asarray(sr.logistic_hessian_scale(delta), dtype=np.float64)
     r = np.hypot(delta, math.pi)

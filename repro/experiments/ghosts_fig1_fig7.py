@@ -26,7 +26,7 @@ section 0 caveat 1 and section 4.3):
   paper says "gradient step"; the dip of the loss ratio below 1 in Fig 7B indicates descent,
   digest section 4.2).
 * Radius: ``rho_a(v) = pi / max_x Delta_a(x; v)`` by one forward-mode JVP on the full training
-  split (:func:`theory.radius_models.model_rho_a`), i.e. Fig 7's JVP definition.  **Fig 1 is a
+  split (:func:`ghosts.radius_models.model_rho_a`), i.e. Fig 7's JVP definition.  **Fig 1 is a
   different computation** (the plot scripts load a different result file and rank Linear
   oppositely, digest section 5 item 9); this experiment reproduces Fig 7's definition and compares
   both figures' numbers with it.
@@ -112,7 +112,7 @@ def r_grid(cfg: Config) -> np.ndarray:
 
 def _delta_a_cv(model, x, y, v, cfg: Config, rng: np.random.Generator) -> dict:
     """Coefficient of variation of the batch spread ``Delta_a^B`` over random mini-batches."""
-    from theory.radius_models import directional_logit_derivatives
+    from ghosts.radius_models import directional_logit_derivatives
 
     a = directional_logit_derivatives(model, x, v)
     spread = (a.amax(-1) - a.amin(-1)).double().cpu().numpy()
@@ -143,7 +143,7 @@ def _data(cfg: Config):
 
 def _unit(arch: str, lr: float, steps: int, seed: int, cfg: Config, ctx: RunContext) -> dict:
     from repro.tasks.zoo import build
-    from theory.radius_models import model_rho_a
+    from ghosts.radius_models import model_rho_a
 
     data = _data(cfg)
     dev = ctx.device

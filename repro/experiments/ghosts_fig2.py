@@ -11,10 +11,10 @@ The paper plots ``f`` and ``T_1, T_5, T_15`` on log-log axes over ``x in [1e-2, 
 What is computed (pure mathematics; **the ci, cpu and paper configurations are identical**, the
 run takes well under a second):
 
-* the coefficients ``c_0..c_60`` of ``f`` at 0 with :func:`theory.softmax_radius.taylor_coefficients`
+* the coefficients ``c_0..c_60`` of ``f`` at 0 with :func:`ghosts.softmax_radius.taylor_coefficients`
   (mpmath, 50 digits; they equal ``(-1)^k/a^{k+1}`` to the last digit);
 * the radius *measured from the coefficients alone* with the estimators of
-  :mod:`theory.softmax_radius`: the envelope fit of ``log|c_n|`` (``power=0``, the right prefactor
+  :mod:`ghosts.softmax_radius`: the envelope fit of ``log|c_n|`` (``power=0``, the right prefactor
   for a simple pole; this is the claim's value), the plain root test ``min |c_n|^{-1/n}`` over the
   last half (biased high by ``a^{1/n}``) and the last coefficient ratio;
 * the truncation error ``|T_n(x) - f(x)|`` for ``n <= 40`` at ``x/R = 0.5, 0.9, 1.1, 1.5``: its

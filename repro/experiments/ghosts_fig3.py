@@ -12,7 +12,7 @@ What is computed (pure mathematics; **the ci, cpu and paper configurations are i
 run takes well under a second):
 
 * ``sigma`` on the paper's grid and ``sigma(pi) = 0.958576`` (the claim's value);
-* the Taylor coefficients ``c_0..c_61`` at 0 with :func:`theory.softmax_radius.taylor_coefficients`
+* the Taylor coefficients ``c_0..c_61`` at 0 with :func:`ghosts.softmax_radius.taylor_coefficients`
   (mpmath; the even ones beyond ``c_0`` vanish, ``sigma - 1/2`` is odd) and the Taylor polynomials
   of orders 5, 15, 45 on the grid (an added overlay: the paper draws ``sigma`` only);
 * the radius measured from the coefficients alone: envelope fit of ``log|c_n|`` (``power=0``: the

@@ -17,12 +17,12 @@ The paper draws both as schematics.  Here they are drawn from computed zeros (di
 
 * ``n_instances`` random instances with ``n ~ U{2..11}`` classes, ``z ~ N(0, s_z^2)``,
   ``a ~ N(0, s_a^2)``, ``s_z, s_a`` log-uniform on ``[0.1, 10]`` (the digest's stress test of
-  section 2.5); their nearest zeros from :func:`theory.softmax_radius.nearest_zeros` (argument
+  section 2.5); their nearest zeros from :func:`ghosts.softmax_radius.nearest_zeros` (argument
   principle, certified; float64 Newton without the mpmath polish, which would triple the run time
   -- the residual check below bounds their accuracy);
 * ``n_lattice`` instances with integer slopes, whose *every* zero in a window comes from the roots of
   the polynomial ``P(u) = sum_k w_k u^{m_k}`` (``t = (Log u + 2 pi i k)/g``); their nearest zeros
-  are cross-checked against :func:`theory.softmax_radius.polynomial_zeros`; every zero's residual
+  are cross-checked against :func:`ghosts.softmax_radius.polynomial_zeros`; every zero's residual
   ``|F(t)| / sum_k |V_k(t)|`` is recorded;
 * the Lemma 4.5 bound at ``n_strip_points`` points per random instance inside the strip
   (``|Im s| = pi * U(0, 0.999)``, real parts around the nearest zero), and, as contrast, as many
@@ -146,7 +146,7 @@ def _residual(z: np.ndarray, a: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def _pick_fig4_instance(ctx: RunContext, cfg: Config) -> dict:
-    from theory import softmax_radius as sr
+    from ghosts import softmax_radius as sr
 
     rng = ctx.numpy_rng("fig4_candidates")
     best = None
@@ -170,7 +170,7 @@ def _pick_fig4_instance(ctx: RunContext, cfg: Config) -> dict:
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
-    from theory import softmax_radius as sr
+    from ghosts import softmax_radius as sr
 
     rng = ctx.numpy_rng("instances")
     n_cls, near_re, near_im, near_inst, rho_ratio = [], [], [], [], []

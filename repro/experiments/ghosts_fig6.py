@@ -10,12 +10,12 @@ Protocol (digest section 4.4, the authors' ``experiments/lrspike``)
 * Optimizer: ``torch.optim.Adam`` (beta = (0.9, 0.999), eps = 1e-8, bias corrected).  Its update
   ``theta <- theta - eta * m_hat / (sqrt(v_hat) + eps)`` is exactly the authors' custom Adam
   (same formula, same eps placement); the custom class exists in the authors' code only so that
-  ``eta_eff`` can be changed per step, which :class:`~theory.radius_controller.RadiusController`
+  ``eta_eff`` can be changed per step, which :class:`~ghosts.radius_controller.RadiusController`
   does by rescaling the displacement (Adam's moments do not depend on ``eta``).
 * Mini-batches of 64 from per-epoch permutations (:class:`repro.tasks.batches.BatchStream`), 200 steps.
 * Learning rate ``eta_t = eta0`` for ``t < 50`` and ``1000 * eta0`` for ``t >= 50`` (held to the
   end: 150 steps at the spiked rate), ``eta0`` in {1e-4, 1e-3, 1e-2}, i.e. post-spike rates 0.1, 1, 10.
-* Controller: :class:`~theory.radius_controller.RadiusController` in mode ``"actual_step"`` with
+* Controller: :class:`~ghosts.radius_controller.RadiusController` in mode ``"actual_step"`` with
   ``r_target = 1`` -- the exact controller of Proposition 5.2: Adam proposes ``p = eta_t u``,
   ``rho_a`` is computed by one JVP along ``p/||p||`` on the whole training split (eval mode) and the
   realized step is ``min(||p||, rho_a)``.  This is the authors' lrspike controller
@@ -108,8 +108,8 @@ def _accuracy(model, x, y) -> float:
 def _train(method: str, eta0: float, seed: int, cfg: Config, ctx: RunContext) -> dict:
     from repro.tasks.batches import BatchStream
     from repro.tasks.models import mlp
-    from theory.radius_controller import RadiusController
-    from theory.radius_models import model_rho_a
+    from ghosts.radius_controller import RadiusController
+    from ghosts.radius_models import model_rho_a
 
     dev = ctx.device
     x_tr, y_tr, x_te, y_te = _data(ctx.child_seed("split", seed) % 2**32, dev)

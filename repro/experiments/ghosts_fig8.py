@@ -85,7 +85,7 @@ def r_grid(cfg: Config) -> np.ndarray:
 
 
 def _direction_record(model, v, x, y, r) -> dict:
-    from theory.radius_models import model_rho_a
+    from ghosts.radius_models import model_rho_a
 
     rho = model_rho_a(model, x, v)
     kappa = curvature_along(model, v, x, y)
@@ -126,7 +126,7 @@ def _seed_unit(seed: int, cfg: Config, ctx: RunContext) -> dict:
 
 def _lr_unit(seed: int, cfg: Config, ctx: RunContext) -> dict:
     from repro.tasks.zoo import build
-    from theory.radius_models import model_rho_a
+    from ghosts.radius_models import model_rho_a
 
     data = digits_pixels_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction)
     dev = ctx.device

@@ -12,7 +12,7 @@ Protocol (the released ``tempfingerprint`` experiment, digest section 4.6):
   reshuffled rather than an independent draw per step), 120 steps, loss ``CE(z/T)``.
 * Direction: descent ``v = -grad L_T / ||grad L_T||`` on the training split.
 * ``Delta_a``: spread of the directional derivative of the **raw** (untempered) logits by finite
-  differences (central, :func:`theory.radius_models.directional_logit_derivatives_fd` with its
+  differences (central, :func:`ghosts.radius_models.directional_logit_derivatives_fd` with its
   default step ``h = eps^(1/3)``; the released code uses a forward difference with 1e-4); the JVP
   value is stored as a check.  ``rho_T = pi T / Delta_a``.
 * Sweep ``tau = geomspace(1e-4, max(4 rho_T, 2), n_tau)`` (the released grid), record the tempered
@@ -75,7 +75,7 @@ CONFIGS = {
 
 def _unit(T: float, seed: int, cfg: Config, ctx: RunContext) -> dict:
     from repro.tasks.zoo import build
-    from theory.radius_models import directional_logit_derivatives, directional_logit_derivatives_fd
+    from ghosts.radius_models import directional_logit_derivatives, directional_logit_derivatives_fd
 
     data = digits_pixels_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction)
     dev = ctx.device

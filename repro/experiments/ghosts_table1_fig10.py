@@ -28,7 +28,7 @@ Protocol (digest section 4.5, the authors' ``experiments/archgrid``)
   - ``plain``: Adam;
   - ``clip``: ``clip_grad_norm_(max_norm=1)`` then Adam (a weak baseline: Adam's step is nearly
     invariant to the gradient's scale, digest section 5 item 13);
-  - ``ctrl_grad``: the authors' released controller, :class:`~theory.radius_controller.RadiusController`
+  - ``ctrl_grad``: the authors' released controller, :class:`~ghosts.radius_controller.RadiusController`
     mode ``"gradient_direction"``: ``rho_a`` by JVP along ``g/||g||`` on the train split (eval mode),
     ``tau_raw = lr ||g||``, Adam's LR multiplied by ``min(1, rho_a/tau_raw)`` for the step.  It does
     **not** bound Adam's realized step (Adam's step is not ``lr g``).  **The paper's Table 1 numbers
@@ -201,7 +201,7 @@ class _Run:
 
     def __init__(self, arch: str, method: str, seed: int, cfg: Config, ctx: RunContext, data):
         from repro.tasks.zoo import build
-        from theory.radius_controller import RadiusController
+        from ghosts.radius_controller import RadiusController
 
         self.cfg, self.method = cfg, method
         self.x_tr, self.y_tr, self.x_te, self.y_te = data
@@ -223,7 +223,7 @@ class _Run:
         return copy.deepcopy(self)  # model, optimizer and controller share one memo: stays consistent
 
     def advance(self, until: int, spike: float) -> None:
-        from theory.radius_models import model_rho_a
+        from ghosts.radius_models import model_rho_a
 
         cfg, model, opt = self.cfg, self.model, self.opt
         params = list(model.parameters())

@@ -31,7 +31,7 @@ the digest, no code copied):
   and both *set* the step to exactly ``rho``: ``eta_eff = rho / ||u||`` with ``u`` AdamW's
   unit-LR direction (``p / lr``, weight decay included) -- the released "rho-set" controller
   (digest §4.8, §5 item 15), which scales steps up as well as down; it is
-  :class:`theory.radius_controller.RadiusController` in ``rho_set`` mode with ``r_target = 1``
+  :class:`ghosts.radius_controller.RadiusController` in ``rho_set`` mode with ``r_target = 1``
   and the radius replaced by the one above.  AdamW's moments are updated as without the
   controller (only the displacement is rescaled).
 * **Logging.** Steps ``t = 0..steps``; every ``eval_every`` steps (``t = 0`` included: 61 logs at
@@ -95,7 +95,7 @@ from torch import Tensor, nn
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import DIVERGED_LOSS, digits_pixels_split, plot_median_iqr
-from theory.radius_controller import RadiusController
+from ghosts.radius_controller import RadiusController
 
 ID = "ghosts_table2_fig11"
 TITLE = "Ghosts of softmax Fig. 11 / Table 2: output, attention and FFN radii of a tiny transformer"
@@ -190,7 +190,7 @@ def transformer_radii(model: nn.Module, x: Tensor, v: dict[str, Tensor], params:
 
     from torch.func import jvp
 
-    from theory.radius_models import eval_mode
+    from ghosts.radius_models import eval_mode
 
     with eval_mode(model), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)

@@ -14,7 +14,7 @@ here so that torchvision is needed only for the data), SGD with momentum 0.9 and
 * **rho_a controller** ``r_target in {0.5, 1, 2, 4}``: at every step the momentum-SGD step is
   proposed, ``rho_a`` is computed along it and the step is *set* to ``r_target * rho_a``
   (``eta_eff = r_target * rho_a / ||buffer||``, the paper's "rho-set" controller;
-  :class:`theory.radius_controller.RadiusController` in ``rho_set`` mode, whose momentum buffer
+  :class:`ghosts.radius_controller.RadiusController` in ``rho_set`` mode, whose momentum buffer
   evolves exactly as plain SGD's).  **The released code drops ``r_target``** (it always sets
   ``eta_eff = rho_a/||buffer||``, digest §4.9 / §5 item 14); here ``r_target`` is applied, as the
   paper describes.
@@ -86,7 +86,7 @@ from torch import Tensor, nn
 
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
-from theory.radius_controller import RadiusController
+from ghosts.radius_controller import RadiusController
 
 from repro.experiments._ghosts_common import DIVERGED_LOSS, FAILURE_ACC_RETAINED
 

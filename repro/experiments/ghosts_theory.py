@@ -1,8 +1,8 @@
 """Ghosts of softmax: every theorem-level claim recomputed (exact radii, zeros, bounds, errata).
 
-The numbers come from :func:`theory.ghosts_claims.measure_theory_claims` (float64 + mpmath; the
+The numbers come from :func:`repro.experiments._ghosts_theory_claims.measure_theory_claims` (float64 + mpmath; the
 same functions the tests in ``tests/theory`` assert), computed once in :func:`run`.  Each claim's
-measuring function lives in :mod:`theory.ghosts_claims` (``@_claim("<id>")``); it is registered here
+measuring function lives in :mod:`repro.experiments._ghosts_theory_claims` (``@_claim("<id>")``); it is registered here
 with :func:`repro.claims.claim` as the origin of a reader of the run's results, so
 ``repro.claims.source_location(id)`` points at it.  The verdicts come from the rules in
 paper/claims.toml: the paper's errors (Eq. 13 sign, the top-2 value for n > 2, Proposition A1.1,
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
-from theory.ghosts_claims import THEORY_MEASURES, measure_theory_claims
+from repro.experiments._ghosts_theory_claims import THEORY_MEASURES, measure_theory_claims
 
 ID = "ghosts_theory"
 TITLE = "Ghosts of softmax: theorems, exact radii and the paper's errata, recomputed"

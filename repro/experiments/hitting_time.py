@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from polystep import objectives as O
+from theory import objectives as O
 from polystep import polytopes
 from repro.claims import claim, claims_of, get_claim
 from repro.claims import measure as measure_claims

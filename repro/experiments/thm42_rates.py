@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from polystep import objectives as O
+from theory import objectives as O
 from repro.claims import claim, claims_of, get_claim
 from repro.claims import measure as measure_claims
 from repro.context import RunContext

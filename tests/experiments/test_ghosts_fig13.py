@@ -10,7 +10,7 @@ import pytest
 import repro.claims
 from repro.claims import get_claim, verdict
 from repro.experiments import ghosts_fig13
-from theory import softmax_radius as sr
+from ghosts import softmax_radius as sr
 from tests.experiments.ci import measured_at_ci, run_at_ci
 
 CID = "ghosts.fig13_hessian_vs_radius_curves"

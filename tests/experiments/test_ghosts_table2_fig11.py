@@ -51,7 +51,7 @@ def test_rho_set_controllers_step_exactly_rho(stored) -> None:
 
 def test_output_radius_matches_the_shared_jvp_radius() -> None:
     from repro.tasks.zoo import build
-    from theory.radius_models import model_rho_a
+    from ghosts.radius_models import model_rho_a
 
     model = build("transformer", torch.Generator().manual_seed(1))
     x = torch.rand(16, 64, generator=torch.Generator().manual_seed(2))

@@ -16,8 +16,8 @@ import repro.claims as rc
 from repro.claims import claims_of, get_claim
 from repro.experiments import ghosts_theory
 from tests.experiments.ci import run_at_ci
-from theory import softmax_radius as sr
-from theory.ghosts_claims import THEORY_MEASURES
+from ghosts import softmax_radius as sr
+from repro.experiments._ghosts_theory_claims import THEORY_MEASURES
 
 ID = "ghosts_theory"
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def test_one_measuring_function_per_claim_at_its_id(results, ms) -> None:
     assert set(ms) == set(claims_of(ID)) == set(THEORY_MEASURES) and len(ms) >= 30
     for cid in claims_of(ID):
         path, line = rc.source_location(cid).rsplit(":", 1)
-        assert path == "theory/ghosts_claims.py", cid
+        assert path == "repro/experiments/_ghosts_theory_claims.py", cid
         assert f'@_claim("{cid}")' in (REPO / path).read_text().splitlines()[int(line) - 1], cid
     assert "| `ghosts.thm43_binary_exact_radius` |" in ghosts_theory.table(results)
 

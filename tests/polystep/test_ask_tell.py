@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from polystep import functional as F
-from polystep import objectives
+from theory import objectives
 from polystep.ask_tell import AskTellPolyStep
 from polystep.functional import PolyStepConfig
 

@@ -15,7 +15,7 @@ import torch
 from scipy import stats
 
 from polystep import functional as F
-from polystep import objectives
+from theory import objectives
 from polystep.functional import NonFiniteLossError, PolyStepConfig, PolyStepState
 from polystep.polytopes import VERTEX_KINDS, num_vertices, random_rotations, vertices
 from polystep.schedules import InverseSqrt, Linear

@@ -88,7 +88,7 @@ def test_fingerprint_covers_what_the_experiment_runs_and_not_the_bookkeeping() -
     assert not files & {"repro/claims.py", "repro/report.py", "repro/cli.py", "repro/figures.py"}
     assert "repro/experiments/bench_step.py" not in files  # another experiment: not its code
     theory = {p.as_posix() for p in fingerprint.source_files("ghosts_theory")}
-    assert {"theory/ghosts_claims.py", "theory/softmax_radius.py"} <= theory  # imported, transitively
+    assert {"repro/experiments/_ghosts_theory_claims.py", "ghosts/softmax_radius.py"} <= theory  # imported, transitively
     assert not any(f.startswith("polystep/") for f in theory)  # not imported by the ghosts theory
     with pytest.raises(KeyError, match="unknown experiment"):
         fingerprint.source_files("no_such_experiment")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from polystep import objectives as O
+from theory import objectives as O
 from theory.hitting_time import (
     cap_measure,
     es_gradient,

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from polystep import functional as F
-from polystep import objectives as O
+from theory import objectives as O
 from polystep.schedules import InverseSqrt
 from theory.rates import (
     RateProblem,

@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from polystep import objectives as O
+from theory import objectives as O
 from theory.stationarity import (
     QuantizedLinearClassifier,
     SpuriousKinkProgram,

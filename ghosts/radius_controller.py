@@ -4,7 +4,7 @@ Sao, arXiv:2603.13552, Section 5: for a proposal ``p`` with ``tau_0 = ||p||`` an
 ``v = p/||p||``, the clipped step ``p~ = s p`` with ``s = min(1, rho_a(v)/tau_0)`` has
 ``||p~|| = min(tau_0, rho_a(v)) <= rho_a(v)``, i.e. a normalized step ``r <= 1``
 (Proposition 5.2).  ``rho_a`` comes from one JVP along the *actual* optimizer direction
-(:func:`theory.radius_models.model_rho_a`), at the point where the step starts.
+(:func:`ghosts.radius_models.model_rho_a`), at the point where the step starts.
 
 Modes
 -----
@@ -29,7 +29,7 @@ Failures
 The parameters are restored to ``theta_old`` (the inner optimizer's state is not) and the
 error propagates when the proposal is non-finite (``FloatingPointError``), when
 ``rho_a`` cannot be computed (``ValueError`` from
-:func:`~theory.radius_models.model_rho_a`, e.g. NaN/inf directional derivatives), or when
+:func:`~ghosts.radius_models.model_rho_a`, e.g. NaN/inf directional derivatives), or when
 a ``rho_set`` step scaled *up* overflows the parameters' dtype (``FloatingPointError``).
 A step scaled down (``0 <= s < 1``) is a convex combination of two finite points and
 cannot overflow.
@@ -70,7 +70,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from theory.radius_models import model_rho_a
+from ghosts.radius_models import model_rho_a
 
 __all__ = ["RadiusController"]
 
@@ -95,7 +95,7 @@ class RadiusController:
         mode: ``"actual_step"`` | ``"gradient_direction"`` | ``"rho_set"`` (module doc).
         rho_inputs: default sample set for ``rho_a`` (a batch tensor); can be overridden
             per step with ``step(x=...)``.
-        chunk_size: passed to :func:`~theory.radius_models.model_rho_a` (memory only).
+        chunk_size: passed to :func:`~ghosts.radius_models.model_rho_a` (memory only).
         rho_method: ``"jvp"`` (default) or ``"fd"`` (central differences).
 
     Attributes:

@@ -1,4 +1,4 @@
-"""Tests for polystep.objectives: gradients vs autograd, minima, Clarke generators, staircases."""
+"""Tests for theory.objectives: gradients vs autograd, minima, Clarke generators, staircases."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.optimize import nnls
 
-from polystep.objectives import (
+from theory.objectives import (
     l1_regression,
     log_cosh_quadratic,
     quadratic,

@@ -21,9 +21,9 @@ from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 from torch import nn
 
-from theory import softmax_radius as sr
-from theory.radius_controller import RadiusController
-from theory.radius_models import model_rho_a
+from ghosts import softmax_radius as sr
+from ghosts.radius_controller import RadiusController
+from ghosts.radius_models import model_rho_a
 
 PI = math.pi
 MAX = np.finfo(np.float64).max

@@ -20,8 +20,8 @@ import pytest
 import torch
 from torch import nn
 
-from theory import softmax_radius as sr
-from theory.radius_models import (
+from ghosts import softmax_radius as sr
+from ghosts.radius_models import (
     directional_logit_derivatives,
     directional_logit_derivatives_fd,
     model_exact_radius,
@@ -872,10 +872,10 @@ def test_input_validation_messages():
 
 def test_claims_registry_matches_measurements():
     """Every ghosts_theory claim in paper/claims.toml has exactly one measuring function in
-    theory.ghosts_claims, and its ``test`` pointer names an existing test of this package.  (Its
+    repro.experiments._ghosts_theory_claims, and its ``test`` pointer names an existing test of this package.  (Its
     verdict is decided by the registry's rule: tests/experiments/test_ghosts_theory.py.)"""
     from repro.claims import load_claims
-    from theory.ghosts_claims import THEORY_MEASURES
+    from repro.experiments._ghosts_theory_claims import THEORY_MEASURES
 
     theory_claims = {cid: c for cid, c in load_claims().items() if c.experiment == "ghosts_theory"}
     assert list(THEORY_MEASURES) == list(theory_claims)  # one function per claim, in registry order

@@ -9,8 +9,8 @@ value lives here; the inputs of a check (the paper's margins, timings, worked-ex
 ``repro.claims.claim`` reader per id with this module's function as its origin, so
 ``polystep-repro claim <id>`` and a grep for the id both land on the function below.
 
-The numbers reuse :mod:`theory.softmax_radius`, :mod:`theory.radius_models` and
-:mod:`theory.radius_controller`; each has a matching test in tests/theory (the claim's
+The numbers reuse :mod:`ghosts.softmax_radius`, :mod:`ghosts.radius_models` and
+:mod:`ghosts.radius_controller`; each has a matching test in tests/theory (the claim's
 ``test`` key).  Randomness is seeded explicitly, so the values are deterministic.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from theory import softmax_radius as sr
+from ghosts import softmax_radius as sr
 
 PI = math.pi
 #: claim id -> the function that measures it (filled by :func:`_claim`, in registry order)
@@ -221,7 +221,7 @@ def _prop52():
     import torch
     from torch import nn
 
-    from theory.radius_controller import RadiusController
+    from ghosts.radius_controller import RadiusController
 
     gen = torch.Generator().manual_seed(6)
     torch.manual_seed(6)
@@ -453,8 +453,12 @@ def _jvp_ovh():
 
 @_claim("ghosts.fig9_collapse_reduction_arithmetic")
 def _six():
-    raw, normalized = 0.992, 0.164  # the paper's collapse spreads, Section 6.4
-    return {"value": raw / normalized, "evidence": {}, "detail": "0.992 / 0.164"}
+    from repro.claims import get_claim  # the paper's collapse spreads (Section 6.4), from the registry
+
+    raw = float(get_claim("ghosts.fig9_collapse_std_raw").paper_value)
+    normalized = float(get_claim("ghosts.fig9_collapse_std_normalized").paper_value)
+    return {"value": raw / normalized, "evidence": {"raw": raw, "normalized": normalized},
+            "detail": f"{raw} / {normalized}"}
 
 
 def _plain(v: Any) -> Any:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jvp
 
-from theory import softmax_radius as sr
+from ghosts import softmax_radius as sr
 
 __all__ = [
     "eval_mode",
@@ -279,7 +279,7 @@ def model_exact_radius(
 ) -> float | np.ndarray:
     r"""Exact linearized radius ``rho*(x; v)`` (Prop. 4.2) from the JVP's ``(z, a)``.
 
-    Runs :func:`theory.softmax_radius.exact_radius` on each sample (float64 numpy/mpmath,
+    Runs :func:`ghosts.softmax_radius.exact_radius` on each sample (float64 numpy/mpmath,
     a few ms per sample).  Returns ``min_x rho*(x)`` (the radius of the linearized mean
     loss) or the per-sample array.  Raises ``ValueError`` for non-finite logits or
     derivatives, and where ``exact_radius`` refuses a sample whose zeros are too far out

@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from theory.radius_controller import RadiusController
-from theory.radius_models import model_rho_a
+from ghosts.radius_controller import RadiusController
+from ghosts.radius_models import model_rho_a
 
 OPTIMIZERS = {
     "adam": lambda params, lr=1e-2: torch.optim.Adam(params, lr=lr),
