@@ -1,6 +1,7 @@
 # polystep-repro: two commands do everything on a fresh machine with Python 3.11 and make.
 #   make reproduce   regenerate every registered figure/table at the default cpu scale + paper/REPORT.md
 #   make test        run the test-suite (one pytest-xdist worker per core; PYTEST_ARGS overrides)
+#   make data        fetch MNIST, Fashion-MNIST and ETTh1 into the data cache (verified; see README "Data")
 # Both create .venv and install the pinned environment (requirements/lock.txt) on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -11,7 +12,7 @@ PYTEST_ARGS ?= -n auto
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test env report clean
+.PHONY: reproduce test env data report clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,10 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 env: $(STAMP)
 
-reproduce: $(STAMP)
+data: $(STAMP)
+	$(BIN)/polystep-repro data fetch all
+
+reproduce: $(STAMP) data
 	$(BIN)/polystep-repro all --scale $(SCALE) --device $(DEVICE)
 
 report: $(STAMP)

@@ -12,9 +12,13 @@ Modules (usable without the reproduction machinery in ``repro/``):
   ``rho_a = pi / (a_max - a_min)`` (Thm 4.6), batch minimum (Eq. 15), ghost location (Eq. 13),
   Taylor-coefficient envelopes and the KL-direction bounds of the appendix.
 * :mod:`ghosts.radius_models` -- the same quantities for a ``torch.nn.Module`` along a parameter
-  direction, by forward-mode AD (JVP) or finite differences.
+  direction: the slopes ``a = J_z v`` by forward-mode AD (JVP) or finite differences, in eval mode
+  or with BatchNorm on the batch's statistics, and ``rho_from_slopes`` (Definition 4.7, Eq. 15).
+  ``model_rho_a``, ``batch_rho_a`` and ``batch_rho_a_fd`` are radius functions
+  ``radius_fn(model, x, v, *, params) -> float``.
 * :mod:`ghosts.radius_controller` -- ``RadiusController``, the radius-clipped step of Prop. 5.2
-  (``tau <= r * rho_a``) wrapped around any ``torch.optim`` optimizer.
+  (``tau <= r * rho_a``) wrapped around any ``torch.optim`` optimizer, with the radius function as
+  its ``radius_fn`` argument (default ``model_rho_a``).
 """
 
 from . import radius_controller, radius_models, softmax_radius

@@ -3,8 +3,31 @@ r"""Radius controller: cap (or set) an optimizer's step at ``r_target * rho_a`` 
 Sao, arXiv:2603.13552, Section 5: for a proposal ``p`` with ``tau_0 = ||p||`` and
 ``v = p/||p||``, the clipped step ``p~ = s p`` with ``s = min(1, rho_a(v)/tau_0)`` has
 ``||p~|| = min(tau_0, rho_a(v)) <= rho_a(v)``, i.e. a normalized step ``r <= 1``
-(Proposition 5.2).  ``rho_a`` comes from one JVP along the *actual* optimizer direction
+(Proposition 5.2).  ``rho_a = pi / max_x (max_k a_k(x) - min_k a_k(x))`` (Theorem 4.6,
+Definition 4.7, Eq. 15) comes by default from one JVP along the *actual* optimizer direction
 (:func:`ghosts.radius_models.model_rho_a`), at the point where the step starts.
+
+The radius function
+-------------------
+``rho_a`` is whatever ``radius_fn`` returns, called as
+``radius_fn(model, x, v, params=theta_old)`` with the sample set ``x``, the unit direction
+``v`` and the start point ``theta_old`` as dicts ``name -> tensor`` (the names, in
+``model.named_parameters()``, of the optimizer's parameters; a parameter the optimizer does
+not hold is absent: zero tangent, current value).  It returns the radius, a float ``> 0``
+(``inf``: no limit), or a pair ``(radius, {name: value})`` whose mapping of further radii is
+recorded in ``history`` as ``"radii"`` (e.g. the output, attention and FFN radii of a
+transformer whose minimum is the radius).  The tensors it receives are the controller's
+buffers: copy them to keep them.  Library radius functions (:mod:`ghosts.radius_models`):
+
+* :func:`~ghosts.radius_models.model_rho_a` (default): one JVP in eval mode, Definition 4.7;
+  ``functools.partial(model_rho_a, method="fd")`` for central differences,
+  ``functools.partial(model_rho_a, chunk_size=n)`` to bound memory;
+* :func:`~ghosts.radius_models.batch_rho_a`: one JVP with BatchNorm on the batch's
+  statistics (pass the batch as ``step(x=xb)``);
+* :func:`~ghosts.radius_models.batch_rho_a_fd`: the released ResNet code's one-sided
+  difference on batch statistics.
+
+A radius that is not a number, NaN, zero or negative raises ``ValueError``.
 
 Modes
 -----
@@ -28,8 +51,9 @@ Failures
 --------
 The parameters are restored to ``theta_old`` (the inner optimizer's state is not) and the
 error propagates when the proposal is non-finite (``FloatingPointError``), when
-``rho_a`` cannot be computed (``ValueError`` from
-:func:`~ghosts.radius_models.model_rho_a`, e.g. NaN/inf directional derivatives), or when
+``rho_a`` cannot be computed (``ValueError`` from the radius function, e.g. NaN/inf
+directional derivatives in :func:`~ghosts.radius_models.model_rho_a`, or a radius that
+is NaN or not positive), or when
 a ``rho_set`` step scaled *up* overflows the parameters' dtype (``FloatingPointError``).
 A step scaled down (``0 <= s < 1``) is a convex combination of two finite points and
 cannot overflow.
@@ -54,7 +78,11 @@ API
         ctrl.zero_grad()
         loss = loss_fn(model(xb), yb); loss.backward()
         ctrl.step()                      # or ctrl.step(closure) / ctrl.step(x=xb)
-    ctrl.history[-1]  # {'step', 'mode', 'rho_a', 'step_norm', 'scale', 'tau', 'r', 'capped'}
+    ctrl.history[-1]  # {'step', 'mode', 'rho_a', 'radii', 'step_norm', 'scale', 'tau', 'r', 'capped'}
+
+    # BatchNorm network on mini-batches: the radius with batch statistics, per batch
+    ctrl = RadiusController(opt, model, r_target=1.0, mode="rho_set", radius_fn=batch_rho_a)
+    ctrl.step(x=xb)
 
 ``step(closure=None, x=None)``: ``x`` is the sample set for ``rho_a`` (default: the
 ``rho_inputs`` given at construction, e.g. the full training split as in the paper).
@@ -63,8 +91,10 @@ Returns the closure's loss (or ``None``).
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -72,9 +102,46 @@ from torch import Tensor, nn
 
 from ghosts.radius_models import model_rho_a
 
-__all__ = ["RadiusController"]
+__all__ = ["RadiusController", "RadiusFn"]
 
 _MODES = ("actual_step", "gradient_direction", "rho_set")
+
+#: ``radius_fn(model, x, v, params=theta) -> radius | (radius, {name: value})`` (module doc)
+RadiusFn = Callable[..., float | tuple[float, Mapping[str, float]]]
+
+
+def _fn_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _is_number(x: Any) -> bool:
+    """A real number (not a bool) or a one-element tensor."""
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, numbers.Real) or (isinstance(x, Tensor) and x.numel() == 1)
+
+
+def _checked_radius(out: Any, radius_fn: RadiusFn) -> tuple[float, dict[str, float]]:
+    """The radius and the further radii of a ``radius_fn`` result; ``ValueError`` if the
+    result is not a number > 0 (``inf`` allowed) or a pair ``(number, mapping)``."""
+    radii: dict[str, float] = {}
+    if isinstance(out, tuple):
+        if len(out) != 2 or not isinstance(out[1], Mapping):
+            raise ValueError(f"radius_fn {_fn_name(radius_fn)} returned a tuple that is not a pair "
+                             f"(radius, {{name: value}}): {out!r:.200}")
+        out, extra = out
+        if not all(_is_number(val) for val in extra.values()):
+            raise ValueError(f"radius_fn {_fn_name(radius_fn)} returned further radii that are not "
+                             f"numbers: {extra!r:.200}")
+        radii = {str(k): float(val) for k, val in extra.items()}
+    if not _is_number(out):
+        raise ValueError(f"radius_fn {_fn_name(radius_fn)} must return a number, got "
+                         f"{type(out).__name__} {out!r:.100}")
+    rho = float(out)
+    if not rho > 0:  # NaN, 0 or negative
+        raise ValueError(f"radius_fn {_fn_name(radius_fn)} returned rho_a = {rho!r}; a radius must be "
+                         "> 0 (inf: no limit)")
+    return rho, radii
 
 
 def _global_norm(tensors: list[Tensor]) -> float:
@@ -95,11 +162,13 @@ class RadiusController:
         mode: ``"actual_step"`` | ``"gradient_direction"`` | ``"rho_set"`` (module doc).
         rho_inputs: default sample set for ``rho_a`` (a batch tensor); can be overridden
             per step with ``step(x=...)``.
-        chunk_size: passed to :func:`~ghosts.radius_models.model_rho_a` (memory only).
-        rho_method: ``"jvp"`` (default) or ``"fd"`` (central differences).
+        radius_fn: ``radius_fn(model, x, v, params=theta) -> rho_a`` or
+            ``(rho_a, {name: value})`` (module doc); default
+            :func:`~ghosts.radius_models.model_rho_a`, one JVP in eval mode.
 
     Attributes:
-        history: one dict per step with ``step``, ``mode``, ``rho_a``, ``step_norm``
+        history: one dict per step with ``step``, ``mode``, ``rho_a``, ``radii`` (the
+            further radii the radius function reported, ``{}`` if none), ``step_norm``
             (proposed ``||p||``, or ``tau_raw = ||lr g||`` in gradient mode), ``scale``
             (``s``), ``tau`` (realized ``||theta_new - theta_old||``), ``r`` (``tau/rho_a``)
             and ``capped`` (``s < 1``).
@@ -113,8 +182,7 @@ class RadiusController:
         *,
         mode: str = "actual_step",
         rho_inputs: Tensor | None = None,
-        chunk_size: int | None = None,
-        rho_method: str = "jvp",
+        radius_fn: RadiusFn = model_rho_a,
     ):
         if not isinstance(inner, torch.optim.Optimizer):
             raise ValueError(f"inner must be a torch.optim.Optimizer, got {type(inner).__name__}")
@@ -128,8 +196,9 @@ class RadiusController:
             raise ValueError(f"r_target must be finite and > 0, got {r_target!r}")
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-        if rho_method not in ("jvp", "fd"):
-            raise ValueError(f"rho_method must be 'jvp' or 'fd', got {rho_method!r}")
+        if not callable(radius_fn):
+            raise ValueError(f"radius_fn must be callable as radius_fn(model, x, v, params=theta), "
+                             f"got {type(radius_fn).__name__} {radius_fn!r:.80}")
         if rho_inputs is not None and not isinstance(rho_inputs, Tensor):
             raise ValueError(f"rho_inputs must be a tensor or None, got {type(rho_inputs).__name__}")
         names = {id(p): k for k, p in model.named_parameters()}
@@ -146,8 +215,7 @@ class RadiusController:
         self.r_target = r_target
         self.mode = mode
         self.rho_inputs = rho_inputs
-        self.chunk_size = chunk_size
-        self.rho_method = rho_method
+        self.radius_fn = radius_fn
         self.history: list[dict[str, Any]] = []
         self._step_count = 0
 
@@ -171,7 +239,7 @@ class RadiusController:
             "r_target": self.r_target,
             "mode": self.mode,
             "step_count": self._step_count,
-            "history": [dict(h) for h in self.history],
+            "history": copy.deepcopy(self.history),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -184,7 +252,7 @@ class RadiusController:
         self.r_target = float(state["r_target"])
         self.mode = state["mode"]
         self._step_count = int(state["step_count"])
-        self.history = [dict(h) for h in state["history"]]
+        self.history = copy.deepcopy(state["history"])
 
     # -- the step ---------------------------------------------------------------------
     def _inputs(self, x: Tensor | None) -> Tensor:
@@ -195,11 +263,11 @@ class RadiusController:
             raise ValueError(f"x must be a tensor, got {type(x).__name__}")
         return x
 
-    def _rho(self, x: Tensor, direction: list[Tensor], base: list[Tensor] | None) -> float:
-        v = dict(zip(self._names, direction))
-        params = None if base is None else dict(zip(self._names, base))
-        return model_rho_a(self.model, x, v, params=params, chunk_size=self.chunk_size,
-                           method=self.rho_method)
+    def _rho(self, x: Tensor, direction: list[Tensor], base: list[Tensor]) -> tuple[float, dict[str, float]]:
+        """``radius_fn`` along the unit ``direction`` at ``base``: ``(rho_a, further radii)``."""
+        out = self.radius_fn(self.model, x, dict(zip(self._names, direction)),
+                             params=dict(zip(self._names, base)))
+        return _checked_radius(out, self.radius_fn)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None, x: Tensor | None = None) -> Any:
@@ -208,11 +276,11 @@ class RadiusController:
         self._step_count += 1
         old = [p.detach().clone() for p in self._params]
         if self.mode == "gradient_direction":
-            loss, rho, tau_raw, scale = self._gradient_direction_step(closure, xs)
+            loss, (rho, radii), tau_raw, scale = self._gradient_direction_step(closure, xs, old)
             disp = [p.detach() - o for p, o in zip(self._params, old)]
             tau = _global_norm(disp)
             self._check_finite(tau, old)
-            self._record(rho, tau_raw, scale, tau)
+            self._record(rho, radii, tau_raw, scale, tau)
             return loss
 
         loss = self.inner.step(closure)
@@ -220,10 +288,10 @@ class RadiusController:
         norm = _global_norm(disp)
         self._check_finite(norm, old)
         if norm == 0.0:
-            self._record(math.nan, 0.0, 1.0, 0.0)
+            self._record(math.nan, {}, 0.0, 1.0, 0.0)
             return loss
         try:
-            rho = self._rho(xs, [d / norm for d in disp], old)
+            rho, radii = self._rho(xs, [d / norm for d in disp], old)
         except BaseException:  # e.g. ValueError for non-finite a: do not keep the uncapped step
             self._restore(old)
             raise
@@ -246,10 +314,10 @@ class RadiusController:
         elif scale != 1.0:  # 0 <= s < 1: a convex combination of theta_old and theta_old + p
             for p, o, d in zip(self._params, old, disp):
                 p.copy_(o.add_(d, alpha=scale))
-        self._record(rho, norm, scale, scale * norm)
+        self._record(rho, radii, norm, scale, scale * norm)
         return loss
 
-    def _gradient_direction_step(self, closure, xs):
+    def _gradient_direction_step(self, closure, xs, old):
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -262,9 +330,9 @@ class RadiusController:
             tau_sq += (float(group["lr"]) * _global_norm(gs)) ** 2 if gs else 0.0
         tau_raw = math.sqrt(tau_sq)
         if gnorm == 0.0 or not math.isfinite(gnorm):
-            rho, scale = math.nan, 1.0
+            rho, radii, scale = math.nan, {}, 1.0
         else:
-            rho = self._rho(xs, [g / gnorm for g in grads], None)
+            rho, radii = self._rho(xs, [g / gnorm for g in grads], old)
             target = self.r_target * rho
             scale = min(1.0, target / tau_raw) if tau_raw > 0 else 1.0
         lrs = [group["lr"] for group in self.inner.param_groups]
@@ -276,7 +344,7 @@ class RadiusController:
         finally:
             for group, lr in zip(self.inner.param_groups, lrs):
                 group["lr"] = lr
-        return loss, rho, tau_raw, scale
+        return loss, (rho, radii), tau_raw, scale
 
     @staticmethod
     def _scaled(o: Tensor, d: Tensor, scale: float) -> Tensor:
@@ -298,11 +366,12 @@ class RadiusController:
                 "non-finite step; parameters were restored (optimizer state was not)"
             )
 
-    def _record(self, rho: float, step_norm: float, scale: float, tau: float) -> None:
+    def _record(self, rho: float, radii: dict[str, float], step_norm: float, scale: float, tau: float) -> None:
         self.history.append({
             "step": self._step_count,
             "mode": self.mode,
             "rho_a": rho,
+            "radii": radii,
             "step_norm": step_norm,
             "scale": scale,
             "tau": tau,

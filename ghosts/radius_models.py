@@ -7,9 +7,21 @@ JVP (``torch.func.jvp`` over ``torch.func.functional_call``), with the model in 
 (BatchNorm uses running statistics and no running statistic is updated; dropout is off)
 and the previous train/eval flags restored afterwards.
 
-``rho_a(v) = pi / max_x (max_k a_k(x) - min_k a_k(x))`` (Definition 4.7) is then the
-batch radius; its ``per_sample`` form is ``pi/Delta_a(x)``.  The radius is measured in
-units of ``t`` in ``theta + t v``: pass a unit ``v`` to get a parameter-space distance.
+``rho_a(v) = pi / max_x (max_k a_k(x) - min_k a_k(x))`` (Theorem 4.6, Definition 4.7,
+Eq. 15) is then the batch radius (:func:`rho_from_slopes`); its ``per_sample`` form is
+``pi/Delta_a(x)``.  The radius is measured in units of ``t`` in ``theta + t v``: pass a unit
+``v`` to get a parameter-space distance.
+
+BatchNorm networks trained on mini-batches move the function *with batch statistics*:
+:func:`batch_logit_slopes`, :func:`batch_rho_a` and :func:`batch_rho_a_fd` run the model in
+train mode with the running statistics frozen (:func:`batch_stats`), so that the radius is
+that of the function the training step moves, and no running statistic changes.
+
+Radius functions
+----------------
+:func:`model_rho_a`, :func:`batch_rho_a` and :func:`batch_rho_a_fd` share the signature
+``radius_fn(model, x, v, *, params=None) -> float`` that
+:class:`ghosts.radius_controller.RadiusController` calls (its ``radius_fn`` argument).
 
 Directions ``v`` are either a dict ``name -> tensor`` (names of ``model.named_parameters()``;
 missing names mean a zero tangent) or a flat vector in ``model.parameters()`` order.
@@ -32,12 +44,18 @@ from ghosts import softmax_radius as sr
 
 __all__ = [
     "eval_mode",
+    "batch_stats",
     "param_dict",
     "tangent_dict",
     "flatten_tangent",
     "directional_logit_derivatives",
     "directional_logit_derivatives_fd",
+    "batch_logit_slopes",
+    "batch_logit_slopes_fd",
+    "rho_from_slopes",
     "model_rho_a",
+    "batch_rho_a",
+    "batch_rho_a_fd",
     "model_exact_radius",
 ]
 
@@ -52,6 +70,37 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m, flag in flags:
             m.training = flag
+
+
+@contextlib.contextmanager
+def batch_stats(model: nn.Module) -> Iterator[nn.Module]:
+    """Train mode with BatchNorm on the batch's statistics and its running statistics frozen.
+
+    Every submodule is put in train mode (dropout is active too, as in a training step) and
+    every BatchNorm's ``track_running_stats`` is switched off, so that a forward pass
+    normalizes with the statistics of its own batch and updates no running statistic.  Each
+    module's own flags are restored on exit.
+    """
+    flags = [(m, m.training, getattr(m, "track_running_stats", None)) for m in model.modules()]
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+    try:
+        yield model
+    finally:
+        for m, training, track in flags:
+            m.training = training
+            if track is not None:
+                m.track_running_stats = track
+
+
+@contextlib.contextmanager
+def _quiet_jit() -> Iterator[None]:
+    """torch registers its JVP decompositions with ``torch.jit.script`` on first use."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+        yield
 
 
 def param_dict(model: nn.Module) -> dict[str, Tensor]:
@@ -177,9 +226,7 @@ def directional_logit_derivatives(
         return functional_call(model, p, (xb,))
 
     zs, as_ = [], []
-    with eval_mode(model), torch.no_grad(), warnings.catch_warnings():
-        # torch registers its JVP decompositions with torch.jit.script on first use
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+    with eval_mode(model), torch.no_grad(), _quiet_jit():
         for xb in _chunks(x, chunk_size):
             z, a = jvp(lambda p, xb=xb: logits(p, xb), (base,), (tangents,))
             zs.append(z)
@@ -228,18 +275,18 @@ def model_rho_a(
     chunk_size: int | None = None,
     method: str = "jvp",
 ) -> float | Tensor:
-    r"""``rho_a(v) = pi / max_x Delta_a(x; v)`` over the batch ``x`` (Definition 4.7).
+    r"""``rho_a(v) = pi / max_x Delta_a(x; v)`` over the batch ``x`` (Definition 4.7, Eq. 15).
 
-    One batched JVP (:func:`directional_logit_derivatives`) and a max/min reduction;
-    ``method="fd"`` uses the central-difference twin instead (two forward passes).
-    Logits of shape ``[samples, ..., classes]`` are treated as ``prod(...)`` rows.
+    One batched JVP in eval mode (:func:`directional_logit_derivatives`) and the reduction
+    :func:`rho_from_slopes`; ``method="fd"`` uses the central-difference twin instead (two
+    forward passes).  Logits of shape ``[samples, ..., classes]`` are treated as
+    ``prod(...)`` rows.  The default radius function of
+    :class:`~ghosts.radius_controller.RadiusController`.
 
     Returns:
         the batch radius as a Python float (``inf`` if no logit moves), or with
-        ``per_sample=True`` a tensor ``pi/Delta_a(x)`` per row (model dtype/device; the
-        quotient is taken in float64, so its minimum is the batch radius rounded to the dtype).
-        Where ``max a - min a`` overflows the model's dtype it is evaluated as
-        ``(pi/2) / (max a/2 - min a/2)`` in float64 (so the radius is never 0).
+        ``per_sample=True`` a tensor ``pi/Delta_a(x)`` per row (model dtype/device); see
+        :func:`rho_from_slopes` for the float64 quotient and overflowing spreads.
 
     Raises:
         ValueError: if ``a`` has NaN or inf entries (the model's logits or their JVP
@@ -251,6 +298,35 @@ def model_rho_a(
         a = directional_logit_derivatives_fd(model, x, v, params=params)
     else:
         raise ValueError(f"method must be 'jvp' or 'fd', got {method!r}")
+    return rho_from_slopes(a, per_sample=per_sample)
+
+
+def rho_from_slopes(a: Tensor, *, per_sample: bool = False) -> float | Tensor:
+    r"""``rho_a = pi / max_x (max_k a_k(x) - min_k a_k(x))`` from the slopes ``a = J_z v``.
+
+    The multiclass lower bound ``rho* >= pi / Delta_a`` of Theorem 4.6 taken over a batch
+    (Definition 4.7, Eq. 15): the loss along ``theta + t v`` is analytic for
+    ``|t| < rho_a``.  The torch twin of :func:`ghosts.softmax_radius.rho_a`.
+
+    Args:
+        a: directional logit derivatives ``[samples, ..., classes]`` (e.g. from
+            :func:`directional_logit_derivatives` or :func:`batch_logit_slopes`); all
+            leading axes are treated as ``prod(...)`` rows, each a softmax over the last axis.
+        per_sample: return ``pi/Delta_a`` per row instead of the batch minimum.
+
+    Returns:
+        the batch radius as a Python float (``inf`` if no logit moves), or with
+        ``per_sample=True`` a tensor ``pi/Delta_a(x)`` per row (``a``'s dtype; the quotient
+        is taken in float64, so its minimum is the batch radius rounded to the dtype).
+        Where ``max a - min a`` overflows ``a``'s dtype it is evaluated as
+        ``(pi/2) / (max a/2 - min a/2)`` in float64 (so the radius is never 0).
+
+    Raises:
+        ValueError: if ``a`` has NaN or inf entries (the logits or their derivatives
+            overflow); ``rho_a`` is then undefined, and ``inf`` ("no limit") would be unsafe.
+    """
+    if not isinstance(a, Tensor) or a.ndim < 1 or a.numel() == 0:
+        raise ValueError(f"a must be a non-empty tensor [..., classes], got {a!r:.80}")
     a = a.reshape(-1, a.shape[-1])
     finite = torch.isfinite(a)
     if not bool(finite.all()):
@@ -267,6 +343,98 @@ def model_rho_a(
         return (pi / spread.double()).to(spread.dtype)
     worst = float(spread.max())
     return math.pi / worst if worst > 0 else math.inf
+
+
+def batch_logit_slopes(
+    model: nn.Module,
+    x: Tensor,
+    v: Mapping[str, Tensor] | Tensor,
+    *,
+    params: Mapping[str, Tensor] | None = None,
+) -> Tensor:
+    r"""``a = J_z v`` on the batch ``x`` by one JVP, BatchNorm on the batch's statistics.
+
+    The directional logit derivatives of Section 4.5 for the function a training step
+    moves: in :func:`batch_stats` (train mode, running statistics frozen), so BatchNorm's
+    mean and variance are those of ``x`` and are differentiated along ``v`` too.  In eval
+    mode (no BatchNorm, no dropout) this is :func:`directional_logit_derivatives`.
+
+    Args:
+        model: maps a batch ``x`` to logits ``[samples, ..., classes]``.
+        x: the batch (its statistics normalize it; moved to the parameters' device).
+        v: direction (dict or flat vector, see :func:`tangent_dict`).
+        params: base point ``theta_0`` as a dict (default: the model's current parameters).
+
+    Returns:
+        ``a``, the same shape as the logits.
+    """
+    tangents = tangent_dict(model, v)
+    base = _base_params(model, params)
+    x = _check_x(x, next(iter(base.values())))
+    with batch_stats(model), torch.no_grad(), _quiet_jit():
+        _, a = jvp(lambda p: functional_call(model, p, (x,)), (base,), (tangents,))
+    return a
+
+
+def batch_logit_slopes_fd(
+    model: nn.Module,
+    x: Tensor,
+    v: Mapping[str, Tensor] | Tensor,
+    *,
+    params: Mapping[str, Tensor] | None = None,
+    eps: float = 1e-4,
+) -> Tensor:
+    r"""One-sided difference ``a ~ (f_{theta + eps v}(x) - f_theta(x)) / eps``, batch statistics.
+
+    The estimate of the authors' released ResNet code (``eps = 1e-4``, two forward passes
+    with BatchNorm on batch statistics; paper/ghosts_notes.md §4.1), here in
+    :func:`batch_stats` so that no running statistic is updated.  Error
+    ``O(eps |z''|) + O(float_eps |z| / eps)``: about ``1e-4`` relative in float64, worse in
+    float32; :func:`batch_logit_slopes` is exact.
+    """
+    tangents = tangent_dict(model, v)
+    base = _base_params(model, params)
+    x = _check_x(x, next(iter(base.values())))
+    eps = float(eps)
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be finite and > 0, got {eps!r}")
+    shifted = {k: b + eps * tangents[k] for k, b in base.items()}
+    with batch_stats(model), torch.no_grad():
+        return (functional_call(model, shifted, (x,)) - functional_call(model, base, (x,))) / eps
+
+
+def batch_rho_a(
+    model: nn.Module,
+    x: Tensor,
+    v: Mapping[str, Tensor] | Tensor,
+    *,
+    params: Mapping[str, Tensor] | None = None,
+) -> float:
+    r"""``rho_a(v) = pi / max_x Delta_a(x; v)`` with BatchNorm on the batch's statistics.
+
+    :func:`rho_from_slopes` of :func:`batch_logit_slopes` (one JVP): the radius (Theorem 4.6,
+    Definition 4.7) of the function a mini-batch training step moves.  A radius function for
+    :class:`~ghosts.radius_controller.RadiusController` (``radius_fn=batch_rho_a``), with
+    the batch passed as ``step(x=xb)``.
+    """
+    return rho_from_slopes(batch_logit_slopes(model, x, v, params=params))
+
+
+def batch_rho_a_fd(
+    model: nn.Module,
+    x: Tensor,
+    v: Mapping[str, Tensor] | Tensor,
+    *,
+    params: Mapping[str, Tensor] | None = None,
+    eps: float = 1e-4,
+) -> float:
+    r""":func:`batch_rho_a` from the one-sided difference :func:`batch_logit_slopes_fd`.
+
+    The released ResNet code's estimate (two forward passes, ``eps = 1e-4``); it agrees with
+    the JVP radius to ``O(eps)`` relative.  A radius function for
+    :class:`~ghosts.radius_controller.RadiusController` (``radius_fn=batch_rho_a_fd``).
+    """
+    return rho_from_slopes(batch_logit_slopes_fd(model, x, v, params=params, eps=eps))
 
 
 def model_exact_radius(

@@ -982,7 +982,7 @@ def _poly_zeros(z: np.ndarray, a: np.ndarray, g: float | None, max_degree: int,
 
 def polynomial_zeros(z: Any, a: Any, *, g: float | None = None, max_degree: int = 64,
                      polish: bool = True, dps: int = 30) -> np.ndarray:
-    r"""Nearest zeros of ``F`` for commensurate slopes via a polynomial (Section 2.5 of the digest).
+    r"""Nearest zeros of ``F`` for commensurate slopes via a polynomial (paper/ghosts_notes.md §2.5).
 
     With ``a_k = min(a) + m_k g`` (integers ``m_k >= 0``), ``F(t) = e^{min(a) t} P(e^{g t})``,
     ``P(u) = sum_k w_k u^{m_k}``.  Each root ``u_j`` gives the zeros

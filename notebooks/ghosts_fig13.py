@@ -20,7 +20,7 @@
 #
 # At $\delta = 10$: $1/f'' = 22{,}028$ vs $R = 10.48$, a factor **2,102** by the figure's own
 # numbers, **4,203** with the $\tau_H = 2/\kappa$ convention (the caption's "> 4000x"; see the
-# `ghosts_theory` claim `ghosts.fig13_hessian_mismatch_factor`). The two curves never cross (the
+# `ghosts_theory` claim `ghosts.fig13_hessian_mismatch_factor` and paper/ghosts_notes.md §5 item 6). The two curves never cross (the
 # ratio is at least $4/\pi$); the line at $\delta = \pi$ marks where the overestimate turns from
 # an O(1) factor into an exponential one.
 #

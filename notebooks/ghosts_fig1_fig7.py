@@ -27,7 +27,8 @@
 #
 # Reference: P. Sao, "Ghosts of Softmax", arXiv 2603.13552, Figures 1 and 7, Definition 4.7 and
 # Theorem 4.6 ($\rho^* \ge \rho_a$). The reconstructed protocol (data, training recipe, direction,
-# failure thresholds) is written out in the docstring of `repro/experiments/ghosts_fig1_fig7.py`.
+# failure thresholds) is written out in paper/ghosts_notes.md §4.3 and in the docstring of
+# `repro/experiments/ghosts_fig1_fig7.py`; why the two figures differ, in §5 item 9.
 # The library: `ghosts.radius_models` (the JVP) and `ghosts.softmax_radius`.
 
 # %% [markdown]

@@ -22,7 +22,8 @@
 # $r_T = \tau\Delta_a/(\pi T)$, panel (C) the loss-ratio-2 onsets of each temperature relative to
 # their median.
 #
-# The paper's "collapse std 0.992 -> 0.164" is not defined anywhere; the table reports several
+# Protocol: the authors' `tempfingerprint` (paper/ghosts_notes.md §4.6). The paper's "collapse std
+# 0.992 -> 0.164" is not defined anywhere (§5 item 10 there); the table reports several
 # explicit spread metrics of the onsets across temperatures (std in each unit, std of
 # $\log_{10}$, coefficient of variation). Only the unit-free ones can be compared between panels.
 

@@ -14,9 +14,9 @@
 # **What is checked, and from what.** The body of the paper (PolyStep, arXiv 2605.01928**v1**, sections
 # 2-7 and the appendices) was not readable; only the abstract ("This update corresponds to the one-sided
 # limit of a regularized optimal-transport problem") and the author's method figure (panel "Solver
-# continuum (Thm 4.1)") were. The statement below is therefore a **reconstruction**, written out in the
-# module docstring of `theory/one_sided_limit.py`; it is *this version* that is checked, not the paper's
-# own wording.
+# continuum (Thm 4.1)") were. The statement below is therefore a **reconstruction**, written out in
+# paper/polystep_reconstruction.md §3.1 and in the module docstring of `theory/one_sided_limit.py`; it
+# is *this version* that is checked, not the paper's own wording.
 #
 # For a cost matrix $C \in \mathbb{R}^{P \times V}$ (particles $\times$ vertices), marginals
 # $a \in \Delta_P$, $b \in \Delta_V$, $\varepsilon > 0$ and $\lambda \in [0, \infty]$:

@@ -16,7 +16,7 @@
 # piecewise-smooth losses", and code comments cite a "Theorem 4.2 condition (iv)" (probe-radius jitter
 # $\eta_{max} > 0$). Conditions (i)–(iii), the stationarity measure and the schedules are unknown. The
 # version checked is a **reconstruction** (the most plausible reading of the abstract and the code),
-# written out in the module docstring of `theory/rates.py`:
+# written out in paper/polystep_reconstruction.md §3.2 and in the module docstring of `theory/rates.py`:
 #
 # * PolyStep (softmax, orthoplex, $K = 1$) with $r_s = r_p = r_0/\sqrt{t+1}$, a **fixed** temperature
 #   $\varepsilon$ and jitter $\eta_{max} = 0.05$, on one particle ($d_p = D = 8$) or on block particles

@@ -1,10 +1,16 @@
-"""Gradient-free baselines of the PolyStep experiments (digest section 5.4), in the ask/tell protocol.
+"""Gradient-free baselines of the PolyStep experiments, in the ask/tell protocol, and the harness
+that runs every method (PolyStep included) through one population closure.
 
-Each baseline holds a flat point ``x in R^N``; ``ask()`` returns a population ``[B, N]`` of
-candidates, the caller evaluates their losses however it likes, ``tell(losses)`` updates ``x``.
-:class:`PopulationOptimizer` drives any of them on an ``nn.Module`` through the same population
-closure as :class:`polystep.optim.PolyStep` (``closure(thetas) -> losses``), so every method
-spends its forward evaluations through one interface and ``forward_evals`` counts them.
+The baselines and their settings are those of the authors' code (anindex/polystep v0.7.0,
+``experiments/baselines/openai_es.py``, ``experiments/baselines/spsa.py``, ``src/polystep/cma.py``;
+summarised in paper/polystep_reconstruction.md §5.4).  Each holds a flat point ``x in R^N``
+and follows the protocol of :mod:`polystep.ask_tell` (:class:`~polystep.ask_tell.AskTellOptimizer`):
+``ask()`` returns a population ``[B, N]`` of candidates, the caller evaluates their losses however
+it likes, ``tell(losses)`` updates ``x`` and returns a :class:`~polystep.ask_tell.TellInfo`.
+:class:`PopulationOptimizer` drives any method of :data:`METHODS` -- ``"polystep"`` (the
+:class:`polystep.optim.PolyStep` optimizer) and the three baselines -- on an ``nn.Module`` through the
+same population closure (``closure(thetas) -> losses``), so every method spends its forward
+evaluations through one interface and ``forward_evals`` counts them.
 
 * :class:`OpenAIES` -- Salimans et al. 2017, antithetic: ``eps_i ~ N(0, I)``, candidates
   ``x +- sigma eps_i``; with fitness shaping ``F`` (centred ranks in ``[-0.5, 0.5]``, or the raw
@@ -12,15 +18,15 @@ spends its forward evaluations through one interface and ``forward_evals`` count
 
       g = 1 / (n sigma) sum_i F_i e_i   (e_i = +eps_j or -eps_j),     x <- x (1 - lr_t wd) - lr_t g
 
-  ``lr_t`` decays linearly from ``lr`` to ``lr_end`` over ``total_steps`` (digest: population 50,
-  sigma 0.02, lr 0.01 -> 0, weight decay 0.01).
+  ``lr_t`` decays linearly from ``lr`` to ``lr_end`` over ``total_steps`` (the authors' settings:
+  population 50, sigma 0.02, lr 0.01 -> 0, weight decay 0.01).
 * :class:`SPSA` -- Spall 1992/1998: Rademacher ``Delta``, gains ``a_k = a / (A + k)^alpha``,
   ``c_k = c / k^gamma`` (``k = 1, 2, ...``)::
 
       g_k = (L(x + c_k Delta) - L(x - c_k Delta)) / (2 c_k) * Delta   (1/Delta_i = Delta_i),
       x <- x - a_k g_k
 
-  (digest: ``a = c = 0.1``, ``A = 0.1 max_iters``, ``alpha = 0.602``, ``gamma = 0.101``).
+  (the authors' settings: ``a = c = 0.1``, ``A = 0.1 max_iters``, ``alpha = 0.602``, ``gamma = 0.101``).
 * :class:`CMAES` -- pycma's ``CMAEvolutionStrategy`` (Hansen), ``sigma0 = 0.5``, population 16,
   separable (diagonal) CMA when ``N >= 1000`` as in the paper's runs; ``x`` is the distribution mean.
   pycma draws from NumPy's global generator, seeded from ``seed`` at construction (a global side
@@ -29,13 +35,17 @@ spends its forward evaluations through one interface and ``forward_evals`` count
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["centered_ranks", "OpenAIES", "SPSA", "CMAES", "BASELINES", "PopulationOptimizer"]
+from ._validation import check_choice, check_int, check_nonnegative, check_positive
+from .ask_tell import AskTellBase, TellInfo
+from .optim import PolyStep
+
+__all__ = ["centered_ranks", "OpenAIES", "SPSA", "CMAES", "BASELINES", "METHODS", "PopulationOptimizer"]
 
 
 def centered_ranks(losses: Tensor) -> Tensor:
@@ -55,50 +65,45 @@ def _check_x0(x0: Tensor) -> Tensor:
     return x0.detach().clone()
 
 
-def _check_losses(losses: Tensor, expected: int) -> Tensor:
-    losses = torch.as_tensor(losses).detach().flatten()
-    if losses.numel() != expected:
-        raise ValueError(f"tell() needs {expected} losses, got {losses.numel()}")
-    if not bool(torch.isfinite(losses).all()):
-        raise ValueError("losses must be finite")
-    return losses
-
-
-class _AskTell:
+class _Baseline(AskTellBase):
     """Shared state: the point ``x``, the step count ``t`` and the asked-but-untold population."""
-
-    population: int
 
     def __init__(self, x0: Tensor):
         self.x = _check_x0(x0)
         self.t = 0
-        self._pending: Tensor | None = None
+        self._pending = None
 
-    def _take_pending(self) -> Tensor:
-        if self._pending is None:
-            raise RuntimeError("tell() without a preceding ask()")
-        pending, self._pending = self._pending, None
-        return pending
+    def _finite_losses(self, losses: Tensor) -> Tensor:
+        """The protocol's shape check, and finite losses (the baselines have no NaN policy)."""
+        losses = self._losses(losses)
+        if not bool(torch.isfinite(losses).all()):
+            raise ValueError("losses must be finite")
+        return losses
+
+    def _finish(self, losses: Tensor) -> TellInfo:
+        """End a successful ``tell``: clear the pending ask, count the step, report it."""
+        self._told()
+        info = TellInfo(t=self.t, forward_evals=self.population, mean_loss=float(losses.double().mean()),
+                        best_loss=float(losses.min()))
+        self.t += 1
+        return info
 
 
-class OpenAIES(_AskTell):
+class OpenAIES(_Baseline):
     """Antithetic OpenAI-ES (module docstring).  ``population`` candidates per step (even)."""
 
     def __init__(self, x0: Tensor, *, generator: torch.Generator, population: int = 50,
                  sigma: float = 0.02, lr: float = 0.01, lr_end: float = 0.0, total_steps: int = 10_000,
                  weight_decay: float = 0.01, fitness_shaping: str = "centered_ranks"):
         super().__init__(x0)
-        if not isinstance(population, int) or population < 2 or population % 2:
-            raise ValueError(f"population must be an even integer >= 2 (antithetic pairs), got {population!r}")
-        if not sigma > 0 or not lr >= 0 or not lr_end >= 0 or not weight_decay >= 0:
-            raise ValueError("need sigma > 0 and lr, lr_end, weight_decay >= 0")
-        if not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}")
-        if fitness_shaping not in ("centered_ranks", "none"):
-            raise ValueError(f"fitness_shaping must be 'centered_ranks' or 'none', got {fitness_shaping!r}")
-        self.generator, self.population, self.sigma = generator, population, float(sigma)
-        self.lr, self.lr_end, self.total_steps = float(lr), float(lr_end), total_steps
-        self.weight_decay, self.fitness_shaping = float(weight_decay), fitness_shaping
+        population = check_int("population", population, 2, " and even (antithetic pairs)")
+        if population % 2:
+            raise ValueError(f"population must be an integer >= 2 and even (antithetic pairs), got {population!r}")
+        self.generator, self.population, self.sigma = generator, population, check_positive("sigma", sigma)
+        self.lr, self.lr_end = check_nonnegative("lr", lr), check_nonnegative("lr_end", lr_end)
+        self.total_steps = check_int("total_steps", total_steps, 1)
+        self.weight_decay = check_nonnegative("weight_decay", weight_decay)
+        self.fitness_shaping = check_choice("fitness_shaping", fitness_shaping, ("centered_ranks", "none"))
         self.last_gradient: Tensor | None = None
 
     def learning_rate(self, t: int) -> float:
@@ -107,23 +112,26 @@ class OpenAIES(_AskTell):
         return self.lr + (self.lr_end - self.lr) * frac
 
     def ask(self) -> Tensor:
+        """``[population, N]``: ``x + sigma eps_j`` then ``x - sigma eps_j`` (antithetic halves)."""
+        self._begin_ask()
         half = torch.randn(self.population // 2, self.x.numel(), generator=self.generator,
                            dtype=self.x.dtype, device=self.x.device)
         self._pending = torch.cat([half, -half])
         return self.x + self.sigma * self._pending
 
-    def tell(self, losses: Tensor) -> None:
-        noise = self._take_pending()
-        losses = _check_losses(losses, self.population).to(self.x)
+    def tell(self, losses: Tensor) -> TellInfo:
+        """``x <- x (1 - lr_t wd) - lr_t g`` with the search gradient ``g`` (module docstring)."""
+        noise = self._pending_ask()
+        losses = self._finite_losses(losses).to(self.x)
         fitness = centered_ranks(losses) if self.fitness_shaping == "centered_ranks" else losses
         g = fitness @ noise / (self.population * self.sigma)
         lr = self.learning_rate(self.t)
         self.x = self.x * (1.0 - lr * self.weight_decay) - lr * g
         self.last_gradient = g
-        self.t += 1
+        return self._finish(losses)
 
 
-class SPSA(_AskTell):
+class SPSA(_Baseline):
     """Simultaneous-perturbation stochastic approximation (module docstring): 2 candidates per step."""
 
     population = 2
@@ -132,13 +140,10 @@ class SPSA(_AskTell):
                  A: float | None = None, max_iters: int = 50_000, alpha: float = 0.602,
                  gamma: float = 0.101):
         super().__init__(x0)
-        if not a > 0 or not c > 0 or not alpha > 0 or not gamma > 0:
-            raise ValueError("need a, c, alpha, gamma > 0")
-        if not isinstance(max_iters, int) or max_iters < 1:
-            raise ValueError(f"max_iters must be an integer >= 1, got {max_iters!r}")
-        self.generator, self.a, self.c = generator, float(a), float(c)
-        self.A = 0.1 * max_iters if A is None else float(A)
-        self.alpha, self.gamma = float(alpha), float(gamma)
+        self.generator, self.a, self.c = generator, check_positive("a", a), check_positive("c", c)
+        max_iters = check_int("max_iters", max_iters, 1)
+        self.A = 0.1 * max_iters if A is None else check_nonnegative("A", A)
+        self.alpha, self.gamma = check_positive("alpha", alpha), check_positive("gamma", gamma)
         self.last_gradient: Tensor | None = None
 
     def gains(self, k: int) -> tuple[float, float]:
@@ -146,23 +151,27 @@ class SPSA(_AskTell):
         return self.a / (self.A + k) ** self.alpha, self.c / k ** self.gamma
 
     def ask(self) -> Tensor:
+        """``[2, N]``: ``x + c_k Delta`` and ``x - c_k Delta``."""
+        self._begin_ask()
         delta = torch.randint(0, 2, self.x.shape, generator=self.generator, device=self.x.device)
         delta = delta.to(self.x.dtype) * 2 - 1
         self._pending = delta
         _, c_k = self.gains(self.t + 1)
         return torch.stack([self.x + c_k * delta, self.x - c_k * delta])
 
-    def tell(self, losses: Tensor) -> None:
-        delta = self._take_pending()
-        plus, minus = _check_losses(losses, 2).to(self.x).unbind()
+    def tell(self, losses: Tensor) -> TellInfo:
+        """``x <- x - a_k g_k`` (module docstring)."""
+        delta = self._pending_ask()
+        losses = self._finite_losses(losses)
+        plus, minus = losses.to(self.x).unbind()
         a_k, c_k = self.gains(self.t + 1)
         g = (plus - minus) / (2 * c_k) * delta
         self.x = self.x - a_k * g
         self.last_gradient = g
-        self.t += 1
+        return self._finish(losses)
 
 
-class CMAES(_AskTell):
+class CMAES(_Baseline):
     """pycma's CMA-ES (module docstring); ``x`` is the distribution mean."""
 
     def __init__(self, x0: Tensor, *, seed: int, sigma0: float = 0.5, population: int = 16,
@@ -170,63 +179,74 @@ class CMAES(_AskTell):
         super().__init__(x0)
         import cma
 
-        if not sigma0 > 0:
-            raise ValueError(f"sigma0 must be > 0, got {sigma0!r}")
-        if not isinstance(population, int) or population < 2:
-            raise ValueError(f"population must be an integer >= 2, got {population!r}")
-        if not isinstance(seed, int) or seed < 1:
-            raise ValueError(f"seed must be an integer >= 1 (pycma treats 0 as 'unseeded'), got {seed!r}")
-        self.population = population
+        sigma0 = check_positive("sigma0", sigma0)
+        self.population = check_int("population", population, 2)
+        seed = check_int("seed", seed, 1, " (pycma treats 0 as 'unseeded')")
         self.diagonal = self.x.numel() >= 1000 if diagonal is None else bool(diagonal)
         opts = {"popsize": population, "seed": seed, "verbose": -9, "CMA_diagonal": self.diagonal,
                 "verb_disp": 0, "verb_log": 0, "tolfun": 0, "tolx": 0, "tolfunhist": 0,
                 "tolstagnation": 10**9, "maxiter": 10**9}
-        self.es = cma.CMAEvolutionStrategy(self.x.cpu().double().numpy(), float(sigma0), opts)
-        self._solutions: list | None = None
+        self.es = cma.CMAEvolutionStrategy(self.x.cpu().double().numpy(), sigma0, opts)
 
     def ask(self) -> Tensor:
-        self._solutions = self.es.ask()
-        self._pending = torch.as_tensor(np.asarray(self._solutions), dtype=self.x.dtype, device=self.x.device)
-        return self._pending
+        """``[population, N]``: pycma's samples of ``N(x, sigma^2 C)``."""
+        self._begin_ask()
+        self._pending = self.es.ask()
+        return torch.as_tensor(np.asarray(self._pending), dtype=self.x.dtype, device=self.x.device)
 
-    def tell(self, losses: Tensor) -> None:
-        self._take_pending()
-        losses = _check_losses(losses, self.population)
-        self.es.tell(self._solutions, losses.double().cpu().tolist())
+    def tell(self, losses: Tensor) -> TellInfo:
+        """pycma's update of the mean, step size and covariance; ``x`` <- the new mean."""
+        solutions = self._pending_ask()
+        losses = self._finite_losses(losses)
+        self.es.tell(solutions, losses.double().cpu().tolist())
         self.x = torch.as_tensor(self.es.mean, dtype=self.x.dtype, device=self.x.device)
-        self.t += 1
+        return self._finish(losses)
 
 
 BASELINES: dict[str, type] = {"openai_es": OpenAIES, "spsa": SPSA, "cma_es": CMAES}
+#: every method :class:`PopulationOptimizer` runs: PolyStep and the baselines
+METHODS: tuple[str, ...] = ("polystep",) + tuple(BASELINES)
 
 
 class PopulationOptimizer:
-    """Drive a baseline on a module's parameters with a population closure.
+    """Run any method of :data:`METHODS` on a module's parameters with a population closure.
 
-    ``step(closure)`` asks the method for ``B`` flat candidates, splits them into one
-    ``[B, *shape]`` tensor per parameter, evaluates ``closure(thetas) -> [B]`` losses (e.g.
-    :func:`polystep.evaluation.population_closure`), tells the method and writes its new point into
-    the parameters.  Returns the mean candidate loss.
+    ``closure(thetas) -> [B]`` losses takes one ``[B, *shape]`` tensor per parameter (e.g.
+    :func:`polystep.evaluation.population_closure` or
+    :func:`polystep.fast_eval.fast_population_closure`).  ``step(closure)`` makes one step of the
+    method and returns the mean candidate loss:
+
+    * ``"polystep"``: one :meth:`polystep.optim.PolyStep.step` (the closure receives
+      ``P * V * K`` candidates, in chunks, in the subspace of the optimizer's settings);
+    * a baseline: ``ask()`` ``B`` flat candidates, split them into the parameters' shapes, evaluate
+      ``closure``, ``tell`` the losses and write the method's new point into the parameters.
 
     Args:
         params: the parameters (one device and dtype).
-        method: ``"openai_es"`` | ``"spsa"`` | ``"cma_es"``.
-        seed: root seed (a ``torch.Generator`` for OpenAI-ES / SPSA, pycma's seed for CMA-ES).
-        **options: the method's keyword arguments (e.g. ``sigma``, ``population``, ``max_iters``).
+        method: one of :data:`METHODS`.
+        seed: root seed (PolyStep's ``seed``; a ``torch.Generator`` for OpenAI-ES / SPSA; pycma's
+            seed ``seed + 1`` for CMA-ES).
+        **options: the method's keyword arguments (PolyStep's, e.g. ``rank``, ``eps``; a baseline's,
+            e.g. ``sigma``, ``population``, ``max_iters``).
+
+    Attributes:
+        forward_evals: losses evaluated so far.
+        last_info: what the last step reported (a :class:`polystep.functional.StepInfo` for PolyStep,
+            a :class:`polystep.ask_tell.TellInfo` for a baseline).
     """
 
-    def __init__(self, params: Iterable[Tensor], method: str, *, seed: int = 0, **options):
-        if method not in BASELINES:
-            raise ValueError(f"method must be one of {tuple(BASELINES)}, got {method!r}")
+    def __init__(self, params: Iterable[Tensor], method: str, *, seed: int = 0, **options: Any):
+        check_choice("method", method, METHODS)
         self.params = list(params)
         if not self.params:
             raise ValueError("no parameters given")
         if len({p.device for p in self.params}) != 1 or len({p.dtype for p in self.params}) != 1:
             raise ValueError("all parameters must share one device and dtype")
-        if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        seed = check_int("seed", seed, 0)
         x0 = torch.cat([p.detach().reshape(-1) for p in self.params])
-        if method == "cma_es":
+        if method == "polystep":
+            self.method = PolyStep(self.params, seed=seed, **options)
+        elif method == "cma_es":
             self.method = CMAES(x0, seed=seed + 1, **options)
         else:
             gen = torch.Generator(device=x0.device)
@@ -234,9 +254,13 @@ class PopulationOptimizer:
             self.method = BASELINES[method](x0, generator=gen, **options)
         self.name = method
         self.forward_evals = 0
+        self.last_info: Any = None
 
     @property
     def evals_per_step(self) -> int:
+        """Losses evaluated per step (PolyStep: ``P * V * K``; a baseline: its population)."""
+        if isinstance(self.method, PolyStep):
+            return self.method.evals_per_step
         return self.method.population
 
     def _split(self, flat: Tensor) -> list[Tensor]:
@@ -248,12 +272,22 @@ class PopulationOptimizer:
 
     @torch.no_grad()
     def step(self, closure: Callable[[Sequence[Tensor]], Tensor]) -> Tensor:
+        """One step of the method (class docstring); returns the mean candidate loss."""
+        if isinstance(self.method, PolyStep):
+            loss = self.method.step(closure)
+            self.last_info = self.method.last_info
+            self.forward_evals += self.last_info.forward_evals
+            return loss
         candidates = self.method.ask()
-        losses = closure(self._split(candidates))
-        if not isinstance(losses, Tensor) or losses.shape != (candidates.shape[0],):
-            raise ValueError(f"closure must return a tensor of {candidates.shape[0]} losses, got "
-                             f"{getattr(losses, 'shape', type(losses).__name__)}")
-        self.method.tell(losses)
+        try:
+            losses = closure(self._split(candidates))
+            if not isinstance(losses, Tensor) or losses.shape != (candidates.shape[0],):
+                raise ValueError(f"closure must return a tensor of {candidates.shape[0]} losses, got "
+                                 f"{getattr(losses, 'shape', type(losses).__name__)}")
+            self.last_info = self.method.tell(losses)
+        except BaseException:
+            self.method.discard()  # the next step asks anew
+            raise
         self.forward_evals += candidates.shape[0]
         for p, v in zip(self.params, self._split(self.method.x)):
             p.copy_(v)

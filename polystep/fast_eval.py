@@ -92,6 +92,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import Tensor, nn
 
+from ._validation import check_int
 from .evaluation import parameter_names, population_closure
 from .subspace import KroneckerBasis
 
@@ -169,9 +170,8 @@ class FastPopulationClosure:
                  rowwise: Sequence[type[nn.Module]] = (), sub_chunk_bytes: int | None | str = "auto"):
         if sub_chunk_bytes == "auto":
             sub_chunk_bytes = _CPU_SUB_CHUNK_BYTES if x.device.type == "cpu" else None
-        if sub_chunk_bytes is not None and (not isinstance(sub_chunk_bytes, int) or sub_chunk_bytes < 1):
-            raise ValueError(f"sub_chunk_bytes must be a positive integer, None or 'auto', got "
-                             f"{sub_chunk_bytes!r}")
+        if sub_chunk_bytes is not None:
+            sub_chunk_bytes = check_int("sub_chunk_bytes", sub_chunk_bytes, 1, ", None or 'auto'")
         self.sub_chunk_bytes = sub_chunk_bytes
         self.model, self.loss_fn, self.x, self.y = model, loss_fn, x, y
         self.params = list(model.parameters()) if params is None else list(params)

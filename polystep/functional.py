@@ -1,4 +1,5 @@
-"""The pure PolyStep step (digest section 2, Algorithm 1; paper Eq. 7 and Theorem 4.1).
+"""The pure PolyStep step (Algorithm 1, paper Eq. 7 and Theorem 4.1; reconstructed in
+paper/polystep_reconstruction.md §2 and §2.12).
 
 For particles ``X = (x_1, ..., x_P)``, ``x_i in R^d``, one step at iteration ``t`` is
 
@@ -47,6 +48,7 @@ evaluation in between; ``step`` chains the three.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -54,6 +56,7 @@ import torch
 from torch import Tensor
 
 from . import polytopes, transport
+from ._validation import check_choice, check_int, check_positive
 from .schedules import Schedule, as_schedule
 
 __all__ = ["PolyStepConfig", "PolyStepState", "Proposal", "StepInfo", "NonFiniteLossError",
@@ -61,7 +64,7 @@ __all__ = ["PolyStepConfig", "PolyStepState", "Proposal", "StepInfo", "NonFinite
 
 RADIUS_MODES = ("times_eps", "absolute")
 #: non-finite costs become min(max(2 max|finite C| + 1, NONFINITE_FLOOR), largest finite value of
-#: the dtype) (digest section 2.6)
+#: the dtype) (the authors' sanitisation, paper/polystep_reconstruction.md §2.6)
 NONFINITE_FLOOR = 1e6
 
 
@@ -74,13 +77,6 @@ class NonFiniteStepError(FloatingPointError):
 
     Raised before the step returns, so the caller's particles and state are left as they were.
     """
-
-
-def _check_positive(name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-            or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _check_radius(name: str, value: float, t: int, dtype: torch.dtype, how: str = "") -> float:
@@ -101,7 +97,8 @@ def _check_radius(name: str, value: float, t: int, dtype: torch.dtype, how: str 
 
 @dataclass(frozen=True)
 class PolyStepConfig:
-    """Hyperparameters of the PolyStep step (digest section 2.11 for the original defaults).
+    """Hyperparameters of the PolyStep step (the original defaults: the authors' code, anindex/polystep
+    v0.7.0, ``src/polystep/optimizer.py``; listed in paper/polystep_reconstruction.md §2.11).
 
     Attributes:
         polytope: vertex template, one of ``polytopes.VERTEX_KINDS`` (``orthoplex``: V = 2d).
@@ -129,28 +126,31 @@ class PolyStepConfig:
     sinkhorn_tol: float = 1e-6
 
     def __post_init__(self) -> None:
-        if self.polytope not in polytopes.VERTEX_KINDS:
-            raise ValueError(f"polytope must be one of {polytopes.VERTEX_KINDS}, got {self.polytope!r}")
-        if self.solver not in transport.SOLVERS:
-            raise ValueError(f"solver must be one of {transport.SOLVERS}, got {self.solver!r}")
-        if self.radius_mode not in RADIUS_MODES:
-            raise ValueError(f"radius_mode must be one of {RADIUS_MODES}, got {self.radius_mode!r}")
+        """Validate every field and store numbers as plain Python ``int`` / ``float`` (a NumPy
+        scalar would make ``PolyStep.state_dict()`` unloadable with ``weights_only=True``)."""
+        check_choice("polytope", self.polytope, polytopes.VERTEX_KINDS)
+        check_choice("solver", self.solver, transport.SOLVERS)
+        check_choice("radius_mode", self.radius_mode, RADIUS_MODES)
+        plain: dict[str, object] = {}
         for name in ("eps", "step_radius", "probe_radius"):
             value = getattr(self, name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                _check_positive(name, value)
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                plain[name] = check_positive(name, value)
             else:
                 as_schedule(value)  # raises TypeError for anything that is not a schedule
-        if not isinstance(self.num_probes, int) or isinstance(self.num_probes, bool) or self.num_probes < 1:
-            raise ValueError(f"num_probes must be an integer >= 1, got {self.num_probes!r}")
-        if not (isinstance(self.probe_jitter, (int, float)) and 0.0 <= self.probe_jitter < 1.0):
+        plain["num_probes"] = check_int("num_probes", self.num_probes, 1)
+        if not (isinstance(self.probe_jitter, numbers.Real) and 0.0 <= self.probe_jitter < 1.0):
             raise ValueError(f"probe_jitter must be in [0, 1), got {self.probe_jitter!r}")
+        plain["probe_jitter"] = float(self.probe_jitter)
         if self.solver == "kl_relaxed":
             if self.lam is None or not (self.lam >= 0):
                 raise ValueError(f"lam must be >= 0 (or inf) for solver 'kl_relaxed', got {self.lam!r}")
-        if not isinstance(self.sinkhorn_max_iter, int) or self.sinkhorn_max_iter < 1:
-            raise ValueError(f"sinkhorn_max_iter must be an integer >= 1, got {self.sinkhorn_max_iter!r}")
-        _check_positive("sinkhorn_tol", self.sinkhorn_tol)
+        if isinstance(self.lam, numbers.Real) and not isinstance(self.lam, bool):
+            plain["lam"] = float(self.lam)
+        plain["sinkhorn_max_iter"] = check_int("sinkhorn_max_iter", self.sinkhorn_max_iter, 1)
+        plain["sinkhorn_tol"] = check_positive("sinkhorn_tol", self.sinkhorn_tol)
+        for name, value in plain.items():
+            object.__setattr__(self, name, value)
 
     def resolve(self, t: int, dtype: torch.dtype | None = None) -> tuple[float, float, float]:
         """``(eps_t, r_s, r_p)`` at iteration ``t`` before jitter (step 1 of the module docstring).
@@ -166,9 +166,9 @@ class PolyStepConfig:
                 <dtype> ..."`` / ``"... underflows to 0 in <dtype> ..."`` for a radius the dtype
                 cannot hold.
         """
-        eps_t = _check_positive("eps(t)", float(as_schedule(self.eps)(t)))
-        r_s = _check_positive("step_radius(t)", float(as_schedule(self.step_radius)(t)))
-        r_p = _check_positive("probe_radius(t)", float(as_schedule(self.probe_radius)(t)))
+        eps_t = check_positive("eps(t)", float(as_schedule(self.eps)(t)))
+        r_s = check_positive("step_radius(t)", float(as_schedule(self.step_radius)(t)))
+        r_p = check_positive("probe_radius(t)", float(as_schedule(self.probe_radius)(t)))
         how_s = how_p = ""
         if self.radius_mode == "times_eps":
             how_s = f" (= step_radius(t) * eps(t) = {r_s!r} * {eps_t!r}, radius_mode='times_eps')"
@@ -280,7 +280,7 @@ def propose(particles: Tensor, state: PolyStepState, config: PolyStepConfig,
 
 
 def sanitize_costs(costs: Tensor, *, t: int | None = None) -> tuple[Tensor, int]:
-    """Replace NaN/inf by ``min(max(2 max|finite C| + 1, 1e6), M)`` (digest section 2.6).
+    """Replace NaN/inf by ``min(max(2 max|finite C| + 1, 1e6), M)`` (paper/polystep_reconstruction.md §2.6).
 
     ``M`` is the largest finite value of ``costs``' dtype (``3.4e38`` in float32), so the fill is
     finite and still at least every finite cost.
@@ -302,6 +302,19 @@ def sanitize_costs(costs: Tensor, *, t: int | None = None) -> tuple[Tensor, int]
     biggest = costs[finite].abs().max()
     fill = torch.clamp(torch.clamp(2 * biggest + 1, min=NONFINITE_FLOOR), max=torch.finfo(costs.dtype).max)
     return torch.where(finite, costs, fill), n_bad
+
+
+def _probe_mean(costs: Tensor) -> Tensor:
+    """``C_iv = (1/K) sum_k L(p_ivk)`` of finite costs ``[P, V, K]``, in the work dtype (a float32
+    sum of K costs near 3e38 overflows).  Where the sum overflows even there (float64 costs near
+    ``1.8e308``), the mean is taken as ``m_iv * mean_k(L / m_iv)`` with ``m_iv = max_k |L|``, which
+    is finite; elsewhere it is the plain mean, bit for bit."""
+    mean = costs.mean(dim=2)
+    finite = torch.isfinite(mean)
+    if bool(finite.all()):
+        return mean
+    scale = costs.abs().amax(dim=2, keepdim=True)
+    return torch.where(finite, mean, scale[..., 0] * (costs / scale).mean(dim=2))
 
 
 def update(particles: Tensor, proposal: Proposal, probe_costs: Tensor, state: PolyStepState,
@@ -332,8 +345,7 @@ def update(particles: Tensor, proposal: Proposal, probe_costs: Tensor, state: Po
     work = transport._work_dtype(particles.device)
     raw = probe_costs.detach().to(device=particles.device, dtype=particles.dtype)
     raw, n_bad = sanitize_costs(raw, t=state.t)
-    # C_iv = (1/K) sum_k L(p_ivk), summed in the work dtype: a float32 sum of K costs near 3e38 overflows
-    costs = raw.reshape(n, v, k).to(work).mean(dim=2).to(particles.dtype)
+    costs = _probe_mean(raw.reshape(n, v, k).to(work)).to(particles.dtype)
     iterative = config.solver in ("sinkhorn", "kl_relaxed")
     options = {"max_iter": config.sinkhorn_max_iter, "tol": config.sinkhorn_tol} if iterative else {}
     lam = config.lam if config.solver == "kl_relaxed" else None

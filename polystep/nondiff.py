@@ -1,4 +1,5 @@
-"""Non-differentiable building blocks of the PolyStep experiments (digest section 5.2).
+"""Non-differentiable building blocks of the PolyStep experiments (the authors' code, anindex/polystep
+v0.7.0, ``experiments/runners/nondiff_models.py``; the architectures in paper/polystep_reconstruction.md §5.2).
 
 Every block acts on each sample (row of dimension 0) on its own and says so with the class attribute
 ``polystep_rowwise = True``, which :mod:`polystep.fast_eval` reads: a layer stack containing them
@@ -33,20 +34,20 @@ import torch
 import torch.nn.functional as Fn
 from torch import Tensor, nn
 
+from ._validation import check_int, check_positive
+
 __all__ = ["Staircase", "QuantizedLinear", "DiscreteAttention", "HardMoE", "LIF", "Sign",
            "spiking_mlp", "quantize"]
 
 
 class Staircase(nn.Module):
-    """``floor(levels * sigmoid(x)) / levels`` (``hard``) or ``sigmoid(x)``; digest: ``levels = 5``."""
+    """``floor(levels * sigmoid(x)) / levels`` (``hard``) or ``sigmoid(x)``; the authors' code: ``levels = 5``."""
 
     polystep_rowwise = True
 
     def __init__(self, levels: int = 5, hard: bool = True):
         super().__init__()
-        if not isinstance(levels, int) or levels < 1:
-            raise ValueError(f"levels must be an integer >= 1, got {levels!r}")
-        self.levels, self.hard = levels, hard
+        self.levels, self.hard = check_int("levels", levels, 1), hard
 
     def forward(self, x: Tensor) -> Tensor:
         s = torch.sigmoid(x)
@@ -77,7 +78,7 @@ def quantize(w: Tensor, scale: float, bits: int) -> Tensor:
 
 class QuantizedLinear(nn.Linear):
     """A linear layer whose weight and bias are used quantised to ``bits``-bit integers times
-    ``scale`` (digest: int8, ``scale = 0.01``, init ``w ~ N(0, 0.1^2)``); ``hard=False`` uses them as
+    ``scale`` (the authors' code: int8, ``scale = 0.01``, init ``w ~ N(0, 0.1^2)``); ``hard=False`` uses them as
     they are.  The stored (latent) parameters are real; the loss is piecewise constant in them."""
 
     polystep_rowwise = True
@@ -86,9 +87,7 @@ class QuantizedLinear(nn.Linear):
                  bits: int = 8, hard: bool = True, init_std: float | None = 0.1,
                  generator: torch.Generator | None = None, device=None, dtype=None):
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
-        if not scale > 0 or not isinstance(bits, int) or bits < 2:
-            raise ValueError(f"need scale > 0 and integer bits >= 2, got {scale!r}, {bits!r}")
-        self.scale, self.bits, self.hard = float(scale), bits, hard
+        self.scale, self.bits, self.hard = check_positive("scale", scale), check_int("bits", bits, 2), hard
         if init_std is not None:
             with torch.no_grad():
                 self.weight.normal_(0.0, init_std, generator=generator)
@@ -167,7 +166,7 @@ class LIF(nn.Module):
     given; the SNN's direct current input), or a sequence ``[B, T, F]`` (``steps=None``).  Output: the
     spike train ``[B, T, F]`` or, with ``count=True``, the spike count ``sum_t s_t`` (``[B, F]``,
     values ``0 .. T``).  Smooth (``hard=False``): ``s_t = sigmoid(slope (m - threshold))``.
-    Digest: ``beta = 0.95``, ``threshold = 1``, ``T = 15``, ``slope = 10``."""
+    The authors' code: ``beta = 0.95``, ``threshold = 1``, ``T = 15``, ``slope = 10``."""
 
     polystep_rowwise = True
 
@@ -176,8 +175,8 @@ class LIF(nn.Module):
         super().__init__()
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta!r}")
-        if steps is not None and (not isinstance(steps, int) or steps < 1):
-            raise ValueError(f"steps must be an integer >= 1 or None, got {steps!r}")
+        if steps is not None:
+            steps = check_int("steps", steps, 1, " or None")
         self.beta, self.threshold, self.steps = float(beta), float(threshold), steps
         self.count, self.hard, self.slope = count, hard, float(slope)
 

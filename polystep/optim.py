@@ -4,14 +4,15 @@ The parameters ``theta`` are written as ``theta = theta_0 + P z`` (a :mod:`polys
 the coordinates ``z in R^D`` are zero-padded to a multiple of ``d_p`` and cut into
 ``P = ceil(D / d_p)`` particles ``X in R^{P x d_p}``, and every ``step`` applies
 :func:`polystep.functional.step` to ``X`` with a block-coordinate cost oracle: probe ``(i, v, k)``
-is the loss of ``theta_0 + P z`` with only particle ``i`` moved to ``p_{i,v,k}`` (digest Algorithm 1).
+is the loss of ``theta_0 + P z`` with only particle ``i`` moved to ``p_{i,v,k}`` (Algorithm 1 of
+arXiv 2605.01928, reconstructed in paper/polystep_reconstruction.md §2.12; costs §2.6).
 
 Usage::
 
     opt = PolyStep(model.parameters(), rank=4, particle_dim=8, eps=0.5, step_radius=2.0,
                    probe_radius=1.0, seed=0)
     for x, y in batches:
-        closure = population_closure(model, F.cross_entropy, x, y, opt.params)
+        closure = population_closure(model, torch.nn.functional.cross_entropy, x, y, opt.params)
         opt.step(closure)            # P * V * K forward evaluations, no gradients
 
 The closure receives a population -- one tensor per parameter, of shape ``[B, *param.shape]`` --
@@ -40,8 +41,9 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 
-from . import functional as F
+from ._validation import check_choice, check_int
 from .functional import PolyStepConfig, PolyStepState, StepInfo
+from .functional import step as polystep_step
 from .schedules import Schedule, schedule_from_dict
 from .subspace import SUBSPACE_KINDS, Subspace, make_subspace
 
@@ -67,20 +69,22 @@ def _stream_seed(seed: int, name: str, index: int = 0) -> int:
     return (seed * 1_000_003 + zlib.crc32(f"{name}/{index}".encode())) % (2**63 - 1)
 
 
-def _check_settings(subspace, particle_dim, chunk_size, absorb_every, seed, subspace_dim) -> None:
-    """The constructor's checks of the group hyperparameters (also applied to a loaded state)."""
-    if subspace not in SUBSPACE_KINDS:
-        raise ValueError(f"subspace must be one of {SUBSPACE_KINDS}, got {subspace!r}")
-    if not isinstance(particle_dim, int) or isinstance(particle_dim, bool) or particle_dim < 1:
-        raise ValueError(f"particle_dim must be an integer >= 1, got {particle_dim!r}")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    if not isinstance(absorb_every, int) or absorb_every < 0:
-        raise ValueError(f"absorb_every must be an integer >= 0, got {absorb_every!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if subspace == "random" and subspace_dim is None:
+def _check_settings(group: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor's checks of the group hyperparameters (also applied to a loaded state).
+
+    Returns the settings with every integer as a Python ``int`` (a NumPy integer in the parameter
+    group would make ``state_dict()`` unloadable with ``weights_only=True``); the subspace's own
+    range checks (``rank``, ``subspace_dim``, ``max_subspace_dim``) are :mod:`polystep.subspace`'s.
+    """
+    out = {"subspace": check_choice("subspace", group["subspace"], SUBSPACE_KINDS)}
+    for name, minimum in (("particle_dim", 1), ("chunk_size", 1), ("absorb_every", 0), ("seed", 0)):
+        out[name] = check_int(name, group[name], minimum)
+    if out["subspace"] == "random" and group["subspace_dim"] is None:
         raise ValueError("subspace_dim must be given for subspace='random'")
+    for name in ("rank", "subspace_dim", "max_subspace_dim"):
+        value = group[name]
+        out[name] = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    return out
 
 
 def _config_to_plain(config: PolyStepConfig) -> dict[str, Any]:
@@ -109,12 +113,6 @@ def _config_from_plain(data: Any) -> PolyStepConfig:
         return PolyStepConfig(**kw)
     except TypeError as e:  # as_schedule's "expected a Schedule or a real number"
         raise ValueError(str(e)) from e
-
-
-def _count(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"state_dict's {what} must be an integer >= 0, got {value!r}")
-    return int(value)
 
 
 class PolyStep(torch.optim.Optimizer):
@@ -197,15 +195,15 @@ class PolyStep(torch.optim.Optimizer):
                  num_probes: int = 1, probe_jitter: float = 0.0, solver: str = "softmax",
                  lam: float | None = None, chunk_size: int = 1024, absorb_every: int = 0,
                  redraw_on_absorb: bool = False, seed: int = 0):
-        _check_settings(subspace, particle_dim, chunk_size, absorb_every, seed, subspace_dim)
-        config = PolyStepConfig(polytope=polytope, eps=eps, step_radius=step_radius,
-                                probe_radius=probe_radius, radius_mode=radius_mode,
-                                num_probes=num_probes, probe_jitter=probe_jitter, solver=solver,
-                                lam=lam)
         defaults = dict(subspace=subspace, rank=rank, subspace_dim=subspace_dim,
                         max_subspace_dim=max_subspace_dim, basis=basis, particle_dim=particle_dim,
-                        config=config, chunk_size=chunk_size, absorb_every=absorb_every,
+                        config=None, chunk_size=chunk_size, absorb_every=absorb_every,
                         redraw_on_absorb=redraw_on_absorb, seed=seed)
+        defaults.update(_check_settings(defaults))
+        defaults["config"] = PolyStepConfig(polytope=polytope, eps=eps, step_radius=step_radius,
+                                            probe_radius=probe_radius, radius_mode=radius_mode,
+                                            num_probes=num_probes, probe_jitter=probe_jitter,
+                                            solver=solver, lam=lam)
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("PolyStep takes one parameter group")
@@ -244,7 +242,7 @@ class PolyStep(torch.optim.Optimizer):
         head["subspace_draw"] = 0
         head["z"] = torch.zeros(self.subspace.dim, dtype=self._dtype, device=self._device)
         gen = torch.Generator(device=self._device)
-        gen.manual_seed(_stream_seed(seed, "steps"))
+        gen.manual_seed(_stream_seed(defaults["seed"], "steps"))
         head["rng_state"] = gen.get_state()
         for i in self._trainable:
             p = self.params[i]
@@ -492,7 +490,7 @@ class PolyStep(torch.optim.Optimizer):
         X = self._pad(z)
         state = PolyStepState(t=t, forward_evals=head["forward_evals"])
         base = theta if self._low_precision else None
-        new_X, state, info = F.step(X, self._cost_oracle(closure, X, base), state, g["config"], gen)
+        new_X, state, info = polystep_step(X, self._cost_oracle(closure, X, base), state, g["config"], gen)
         z = new_X.flatten()[: self.subspace.dim].contiguous()
         theta, values = self._new_parameters(theta0, z, self.subspace, t)
         subspace, draw = self.subspace, head["subspace_draw"]
@@ -586,8 +584,7 @@ class PolyStep(torch.optim.Optimizer):
         group = {k: deepcopy(v) for k, v in saved.items() if k not in ("params", "config")}
         try:
             group["config"] = _config_from_plain(saved["config"])
-            _check_settings(group["subspace"], group["particle_dim"], group["chunk_size"],
-                            group["absorb_every"], group["seed"], group["subspace_dim"])
+            group.update(_check_settings(group))
             if not isinstance(group["redraw_on_absorb"], bool):
                 raise ValueError(f"redraw_on_absorb must be a bool, got {group['redraw_on_absorb']!r}")
         except ValueError as e:
@@ -614,9 +611,8 @@ class PolyStep(torch.optim.Optimizer):
         absent = [k for k in _HEAD_KEYS if k not in raw]
         if absent:
             raise ValueError(f"state_dict lacks the optimizer state {absent} (state of parameter 0)")
-        head = {"step": _count(raw["step"], "step"),
-                "forward_evals": _count(raw["forward_evals"], "forward_evals"),
-                "subspace_draw": _count(raw["subspace_draw"], "subspace_draw")}
+        head = {what: check_int(f"state_dict's {what}", raw[what], 0)
+                for what in ("step", "forward_evals", "subspace_draw")}
         z = raw["z"]
         if not isinstance(z, Tensor) or z.ndim != 1 or not z.is_floating_point():
             raise ValueError(f"state_dict's z must be a 1-D floating tensor, got "

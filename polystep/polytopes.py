@@ -1,4 +1,4 @@
-"""Polytope vertex templates and Haar-random rotations (digest sections 2.3 and 2.4).
+"""Polytope vertex templates and Haar-random rotations (paper/polystep_reconstruction.md §2.3 and §2.4).
 
 PolyStep moves every particle ``x_i`` in ``R^d`` towards a barycentre of the vertices of a randomly
 rotated, unit-radius polytope centred at ``x_i``:
@@ -16,8 +16,8 @@ kind           V             template ``u_v``
 =============  ============  ===============================================================
 
 Because every template is centred, uniform weights give a zero displacement (the
-``eps -> inf`` limit of digest section 2.14), and because every vertex has unit norm the
-barycentric update moves a particle by at most ``r_s`` (digest section 2.8).
+``eps -> inf`` limit, paper/polystep_reconstruction.md §2.14), and because every vertex has unit norm the
+barycentric update moves a particle by at most ``r_s`` (paper/polystep_reconstruction.md §2.8).
 
 The rotations are Haar-distributed on ``SO(d)`` (Mezzadri 2007, "How to generate random matrices
 from the classical compact groups"): ``Z ~ N(0, 1)^{d x d}``, ``Z = Q R`` (QR), ``Q <- Q diag(sign
@@ -29,12 +29,13 @@ on ``SO(d)``.
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from ._validation import check_choice, check_int
 
 __all__ = ["VERTEX_KINDS", "num_vertices", "vertices", "random_rotations"]
 
@@ -47,27 +48,6 @@ CUBE_WARN_DIM = 8
 CUBE_MAX_DIM = 16
 
 
-def _check_kind(kind: Any) -> str:
-    """Return ``kind`` if it is a valid polytope kind, else raise ``ValueError`` naming ``kind``."""
-    if not isinstance(kind, str) or kind not in VERTEX_KINDS:
-        valid = ", ".join(repr(k) for k in VERTEX_KINDS)
-        raise ValueError(f"kind must be one of {valid}; got {kind!r}")
-    return kind
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` as a Python int ``>= minimum`` or raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
-
-
 def _check_float_dtype(dtype: Any) -> torch.dtype:
     """Return ``dtype`` if it is a floating-point ``torch.dtype``, else raise ``ValueError``."""
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -76,7 +56,7 @@ def _check_float_dtype(dtype: Any) -> torch.dtype:
 
 
 def num_vertices(kind: str, dim: int) -> int:
-    """Number of vertices ``V`` of the ``kind`` polytope in ``R^dim`` (digest section 2.3).
+    """Number of vertices ``V`` of the ``kind`` polytope in ``R^dim`` (paper/polystep_reconstruction.md §2.3).
 
     ``simplex``: ``dim + 1``; ``orthoplex``: ``2 * dim``; ``cube``: ``2 ** dim``.
 
@@ -90,8 +70,8 @@ def num_vertices(kind: str, dim: int) -> int:
     Raises:
         ValueError: If ``kind`` is unknown or ``dim < 1``.
     """
-    kind = _check_kind(kind)
-    dim = _check_int("dim", dim, 1)
+    kind = check_choice("kind", kind, VERTEX_KINDS)
+    dim = check_int("dim", dim, 1)
     if kind == "simplex":
         return dim + 1
     if kind == "orthoplex":
@@ -135,7 +115,8 @@ def _cube(dim: int, dtype: torch.dtype, device: Any) -> Tensor:
 
 
 def vertices(kind: str, dim: int, *, dtype: torch.dtype = torch.float64, device: Any = None) -> Tensor:
-    """Unit-norm, centred vertex template ``{u_v}`` of a polytope in ``R^dim`` (digest section 2.3).
+    """Unit-norm, centred vertex template ``{u_v}`` of a polytope in ``R^dim``
+    (paper/polystep_reconstruction.md §2.3).
 
     All templates satisfy ``||u_v|| = 1`` and ``sum_v u_v = 0``.
 
@@ -159,8 +140,8 @@ def vertices(kind: str, dim: int, *, dtype: torch.dtype = torch.float64, device:
         ValueError: If ``kind`` is unknown, ``dim < 1``, ``dim > 16`` for ``cube``, or ``dtype``
             is not a floating-point dtype.
     """
-    kind = _check_kind(kind)
-    dim = _check_int("dim", dim, 1)
+    kind = check_choice("kind", kind, VERTEX_KINDS)
+    dim = check_int("dim", dim, 1)
     dtype = _check_float_dtype(dtype)
     if kind == "simplex":
         return _simplex(dim, dtype, device)
@@ -188,7 +169,8 @@ def random_rotations(
     dtype: torch.dtype = torch.float64,
     device: Any = None,
 ) -> Tensor:
-    """Draw ``n`` independent Haar-distributed rotations ``R ~ Haar(SO(dim))`` (digest section 2.4).
+    """Draw ``n`` independent Haar-distributed rotations ``R ~ Haar(SO(dim))``
+    (paper/polystep_reconstruction.md §2.4).
 
     * ``dim = 1``: ``SO(1) = {1}``; returns ones and consumes no randomness.
     * ``dim = 2``: ``R = [[cos phi, -sin phi], [sin phi, cos phi]]`` with ``phi ~ U[0, 2 pi)``.
@@ -214,8 +196,8 @@ def random_rotations(
         ValueError: If ``n < 0``, ``dim < 1``, ``dtype`` is not floating point, or ``generator``
             is not a ``torch.Generator``.
     """
-    n = _check_int("n", n, 0)
-    dim = _check_int("dim", dim, 1)
+    n = check_int("n", n, 0)
+    dim = check_int("dim", dim, 1)
     dtype = _check_float_dtype(dtype)
     if not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")

@@ -17,7 +17,8 @@ Every constructor argument is keyword-only. The original PolyStep code defined
 ``CosineEpsilon(target, init, decay, ...)``, so the positional call ``CosineEpsilon(5.0, 0.5)``
 intended as "decay from 5.0 to 0.5" silently bound ``target=5.0, init=0.5`` and -- through its
 ``T = max(1, int((init - target) / decay))`` rule -- produced ``0.5`` at ``t = 0`` and the constant
-``5.0`` for every ``t >= 1`` (digest section 2.10 and section 6 item 9). With keyword-only fields that
+``5.0`` for every ``t >= 1`` (the authors' ``src/polystep/epsilon.py`` and MAX-SAT runner, anindex/polystep
+v0.7.0; paper/polystep_reconstruction.md §2.10 and §6 item 9). With keyword-only fields that
 mistake is a ``TypeError``; :func:`positional_bug_demo` reproduces the original behaviour for the
 report.
 
@@ -25,9 +26,9 @@ Schedules serialise to plain dictionaries (``{"kind": "cosine", "start": ..., ..
 :meth:`Schedule.to_dict` and back with :meth:`Schedule.from_dict` / :func:`schedule_from_dict`, so
 that optimizer ``state_dict`` objects can store them.
 
-:class:`InverseSqrt` is the schedule of the ``O(log T / sqrt(T))`` rate (digest section 3.2,
-hypothesis (iii)): with ``alpha_t = alpha_0 / sqrt(t + 1)`` one has ``sum_{t<T} alpha_t = Theta(sqrt T)``
-and ``sum_{t<T} alpha_t^2 = Theta(log T)``.
+:class:`InverseSqrt` is the schedule of the ``O(log T / sqrt(T))`` rate (Theorem 4.2;
+paper/polystep_reconstruction.md §3.2, hypothesis (iii)): with ``alpha_t = alpha_0 / sqrt(t + 1)`` one has
+``sum_{t<T} alpha_t = Theta(sqrt T)`` and ``sum_{t<T} alpha_t^2 = Theta(log T)``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ import numbers
 import operator
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
+
+from ._validation import check_finite, check_int
 
 __all__ = [
     "Schedule",
@@ -48,29 +51,6 @@ __all__ = [
     "schedule_from_dict",
     "positional_bug_demo",
 ]
-
-
-def _finite_float(name: str, value: Any) -> float:
-    """Return ``value`` as a finite float or raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {out!r}")
-    return out
-
-
-def _positive_int(name: str, value: Any) -> int:
-    """Return ``value`` as an int ``>= 1`` or raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}") from None
-    if out < 1:
-        raise ValueError(f"{name} must be >= 1, got {out}")
-    return out
 
 
 def _step(t: Any) -> int:
@@ -166,7 +146,7 @@ class Constant(Schedule):
     value: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _finite_float("value", self.value))
+        object.__setattr__(self, "value", check_finite("value", self.value))
 
     def _value(self, t: int) -> float:
         return self.value
@@ -191,9 +171,9 @@ class Linear(Schedule):
     steps: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "start", _finite_float("start", self.start))
-        object.__setattr__(self, "end", _finite_float("end", self.end))
-        object.__setattr__(self, "steps", _positive_int("steps", self.steps))
+        object.__setattr__(self, "start", check_finite("start", self.start))
+        object.__setattr__(self, "end", check_finite("end", self.end))
+        object.__setattr__(self, "steps", check_int("steps", self.steps, 1))
 
     def _value(self, t: int) -> float:
         if t >= self.steps:
@@ -208,7 +188,7 @@ class Cosine(Schedule):
     ``v_t = end + 1/2 (start - end) (1 + cos(pi * min(t, steps) / steps))``: ``start`` at ``t = 0``,
     the midpoint ``(start + end) / 2`` at ``t = steps / 2``, ``end`` at ``t >= steps``. This is the
     intended reading of the original ``CosineEpsilon(target=end, init=start, decay)`` with
-    ``T = steps`` (digest section 2.10).
+    ``T = steps`` (paper/polystep_reconstruction.md §2.10).
 
     Args:
         start: value at ``t = 0`` (finite).
@@ -222,9 +202,9 @@ class Cosine(Schedule):
     steps: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "start", _finite_float("start", self.start))
-        object.__setattr__(self, "end", _finite_float("end", self.end))
-        object.__setattr__(self, "steps", _positive_int("steps", self.steps))
+        object.__setattr__(self, "start", check_finite("start", self.start))
+        object.__setattr__(self, "end", check_finite("end", self.end))
+        object.__setattr__(self, "steps", check_int("steps", self.steps, 1))
 
     def _value(self, t: int) -> float:
         if t >= self.steps:
@@ -238,7 +218,8 @@ class InverseSqrt(Schedule):
 
     ``v_0 = start``; with ``offset = 1`` this is ``start / sqrt(t + 1)``, the radius schedule under
     which ``sum_t v_t`` diverges like ``sqrt(T)`` while ``sum_t v_t^2`` grows like ``log T``, giving
-    the ``O(log T / sqrt(T))`` stationarity rate (digest section 3.2, hypothesis (iii)).
+    the ``O(log T / sqrt(T))`` stationarity rate (Theorem 4.2; paper/polystep_reconstruction.md §3.2,
+    hypothesis (iii)).
 
     Args:
         start: value at ``t = 0`` (finite).
@@ -250,8 +231,8 @@ class InverseSqrt(Schedule):
     offset: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "start", _finite_float("start", self.start))
-        offset = _finite_float("offset", self.offset)
+        object.__setattr__(self, "start", check_finite("start", self.start))
+        offset = check_finite("offset", self.offset)
         if offset <= 0.0:
             raise ValueError(f"offset must be > 0, got {offset!r}")
         object.__setattr__(self, "offset", offset)
@@ -288,7 +269,8 @@ def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
 def _original_cosine_epsilon(target: float, init: float, decay: float, t: int, total_steps: int = 0) -> float:
     """The original code's ``CosineEpsilon(target, init, decay, total_steps)`` value at step ``t``.
 
-    Re-implemented from the digest's description (section 2.10, restarts omitted):
+    Re-implemented from the authors' ``src/polystep/epsilon.py`` (anindex/polystep v0.7.0, as described in
+    paper/polystep_reconstruction.md §2.10; restarts omitted):
     ``T = total_steps if total_steps > 0 else max(1, int((init - target) / decay))`` and
     ``eps_t = target + 1/2 (init - target) (1 + cos(pi * min(t, T) / T))``.
     """
@@ -311,8 +293,8 @@ def positional_bug_demo(
     * ``eps_t = target = intended_start`` (the *init* argument) for every ``t >= 1``.
 
     With the defaults ``(5.0, 0.5)`` the temperature is ``0.5`` at ``t = 0`` and then constantly
-    ``5.0`` (digest section 6 item 9), instead of decaying from 5.0 to 0.5. The intended schedule is
-    ``Cosine(start=intended_start, end=intended_end, steps=num_steps)``, i.e. what the runner's
+    ``5.0`` (paper/polystep_reconstruction.md §6 item 9), instead of decaying from 5.0 to 0.5. The
+    intended schedule is ``Cosine(start=intended_start, end=intended_end, steps=num_steps)``, i.e. what the runner's
     ``decay = (init - target) / total_steps`` was meant to produce.
 
     Args:
@@ -329,12 +311,12 @@ def positional_bug_demo(
     Raises:
         ValueError: on non-finite values, ``decay <= 0`` or ``num_steps < 1``.
     """
-    start = _finite_float("intended_start", intended_start)
-    end = _finite_float("intended_end", intended_end)
-    decay = _finite_float("decay", decay)
+    start = check_finite("intended_start", intended_start)
+    end = check_finite("intended_end", intended_end)
+    decay = check_finite("decay", decay)
     if decay <= 0.0:
         raise ValueError(f"decay must be > 0, got {decay!r}")
-    num_steps = _positive_int("num_steps", num_steps)
+    num_steps = check_int("num_steps", num_steps, 1)
     # Positional binding of the original signature CosineEpsilon(target, init, decay):
     target_field, init_field = start, end
     intended = Cosine(start=start, end=end, steps=num_steps)

@@ -1,4 +1,4 @@
-"""Linear parameter subspaces: ``theta = theta_0 + P z`` (digest section 2.2).
+"""Linear parameter subspaces: ``theta = theta_0 + P z`` (paper/polystep_reconstruction.md §2.2).
 
 A subspace maps coordinates ``z in R^D`` to a parameter displacement ``P z`` split into the model's
 tensors.  It is a list of :class:`Block` s; block ``b`` owns the coordinates ``z[start:stop]`` and
@@ -26,7 +26,7 @@ the paper's method.
 
 ``absorb`` (``theta_0 <- theta_0 + P z``, ``z <- 0``) lives in the optimizer; a subspace can be
 redrawn with :meth:`Subspace.redraw` (the original code "regenerated" its projections with the
-step-0 seed, i.e. identically -- digest section 6 item 13; here a redraw really draws new ones).
+step-0 seed, i.e. identically -- paper/polystep_reconstruction.md §6 item 13; here a redraw really draws new ones).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from typing import Iterable, Mapping
 
 import torch
 from torch import Tensor
+
+from ._validation import check_choice, check_int
 
 __all__ = ["Block", "Subspace", "KroneckerBasis", "identity_subspace", "random_subspace",
            "hybrid_subspace", "SUBSPACE_KINDS", "make_subspace", "BASIS_KINDS", "kronecker_shape"]
@@ -302,8 +304,7 @@ def random_subspace(named: Mapping[str, Tensor | tuple[int, ...]], *, dim: int,
                     basis: str = "qr") -> Subspace:
     """One global projection ``P in R^{N x D}`` with orthonormal columns (``D <= N``)."""
     shapes = _shapes(named)
-    if not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+    dim = check_int("dim", dim, 1)
     targets, offset = [], 0
     for name, shape in shapes.items():
         targets.append(Target(name, shape, offset))
@@ -320,12 +321,10 @@ def random_subspace(named: Mapping[str, Tensor | tuple[int, ...]], *, dim: int,
 def hybrid_subspace(named: Mapping[str, Tensor | tuple[int, ...]], *, rank: int,
                     generator: torch.Generator, max_dim: int | None = None, dtype=torch.float32,
                     device=None, basis: str = "qr") -> Subspace:
-    """The paper's per-layer projection (digest section 2.2); see the module docstring."""
+    """The paper's per-layer projection (paper/polystep_reconstruction.md §2.2); see the module docstring."""
     shapes = _shapes(named)
-    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-        raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
-    if basis not in BASIS_KINDS:
-        raise ValueError(f"basis must be one of {BASIS_KINDS}, got {basis!r}")
+    rank = check_int("rank", rank, 1)
+    check_choice("basis", basis, BASIS_KINDS)
     sizes = {}
     for name, shape in shapes.items():
         if len(shape) >= 2:
@@ -334,8 +333,7 @@ def hybrid_subspace(named: Mapping[str, Tensor | tuple[int, ...]], *, rank: int,
         else:
             sizes[name] = math.prod(shape)
     if max_dim is not None:
-        if not isinstance(max_dim, int) or max_dim < 1:
-            raise ValueError(f"max_dim must be an integer >= 1, got {max_dim!r}")
+        max_dim = check_int("max_dim", max_dim, 1)
         fixed = sum(s for n, s in sizes.items() if len(shapes[n]) < 2)
         projected = sum(s for n, s in sizes.items() if len(shapes[n]) >= 2)
         budget = max_dim - fixed
@@ -367,8 +365,7 @@ def make_subspace(kind: str, named: Mapping[str, Tensor | tuple[int, ...]], *,
     """Build a subspace by name: ``identity`` | ``random`` (needs ``dim``) | ``hybrid`` (needs ``rank``)."""
     if kind == "identity":
         return identity_subspace(named)
-    if kind not in SUBSPACE_KINDS:
-        raise ValueError(f"subspace must be one of {SUBSPACE_KINDS}, got {kind!r}")
+    check_choice("subspace", kind, SUBSPACE_KINDS)
     if generator is None:
         raise ValueError(f"a {kind} subspace needs a torch.Generator")
     build = random_subspace if kind == "random" else hybrid_subspace

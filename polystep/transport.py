@@ -1,4 +1,5 @@
-"""Transport plans that turn a PolyStep cost matrix into vertex weights (digest sections 2.7, 2.8, 3.1).
+"""Transport plans that turn a PolyStep cost matrix into vertex weights
+(paper/polystep_reconstruction.md §2.7, §2.8 and §3.1).
 
 Every solver maps a cost matrix ``C`` of shape ``[P, V]`` (``P`` particles, ``V`` vertices per
 particle), a temperature ``eps > 0`` and marginals ``a`` (``[P]``, default ``1/P``) and ``b``
@@ -24,7 +25,7 @@ Numerics: all iterative solvers run in the log domain (``torch.logsumexp``) on t
 cost ``C_iv - min_u C_iu``; since the row marginal is a hard constraint in every problem above,
 the shift changes the objective by the constant ``sum_i a_i min_u C_iu`` and leaves the plan
 unchanged (the returned dual ``f`` is shifted back). Non-finite costs are rejected: sanitising them
-(digest section 2.6) is the caller's job.
+(paper/polystep_reconstruction.md §2.6) is the caller's job.
 
 Dtypes: every plan is *computed* in float64 (the work dtype; float32 on Apple ``mps`` devices, which
 have no float64) and *returned* in ``C``'s dtype on ``C``'s device. Plans are tiny (``[P, V]``), so
@@ -42,12 +43,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 import warnings
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from ._validation import check_choice, check_int, check_positive
 
 __all__ = [
     "SOLVERS",
@@ -126,26 +128,6 @@ def _check_lam(lam: Any) -> float:
     return out
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` as an int ``>= minimum`` or raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
-
-
-def _check_tol(tol: Any) -> float:
-    """Return ``tol`` as a finite float ``> 0`` or raise ``ValueError`` naming ``tol``."""
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
-    return float(tol)
-
-
 def _check_cost(C: Any) -> Tensor:
     """Validate the cost matrix: a finite, floating-point, non-empty 2-D tensor."""
     if not isinstance(C, Tensor):
@@ -215,7 +197,8 @@ def _safe_log(x: Tensor) -> Tensor:
 
 
 def softmax_plan(C: Tensor, eps: float, a: Tensor | None = None) -> Tensor:
-    """One-sided (row-softmax) plan, PolyStep's default weights (digest section 2.7; Thm 4.1, ``lambda = 0``).
+    """One-sided (row-softmax) plan, PolyStep's default weights (Thm 4.1, ``lambda = 0``;
+    paper/polystep_reconstruction.md §2.7).
 
     ``T_iv = a_i exp(-C_iv/eps) / sum_u exp(-C_iu/eps)``
 
@@ -246,7 +229,8 @@ def softmax_plan(C: Tensor, eps: float, a: Tensor | None = None) -> Tensor:
 
 
 def argmin_plan(C: Tensor, a: Tensor | None = None) -> Tensor:
-    """Greedy plan: all of row ``i``'s mass on its cheapest vertex (the ``eps -> 0`` limit, digest section 2.14).
+    """Greedy plan: all of row ``i``'s mass on its cheapest vertex (the ``eps -> 0`` limit,
+    paper/polystep_reconstruction.md §2.14).
 
     ``T_iv = a_i [v = argmin_u C_iu]``; ties go to the smallest index (``torch.argmin``).
 
@@ -393,7 +377,8 @@ def sinkhorn_plan(
     check_every: int = 10,
     log: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
-    """Entropic optimal-transport plan by log-domain Sinkhorn (digest section 2.7; Thm 4.1, ``lambda = inf``).
+    """Entropic optimal-transport plan by log-domain Sinkhorn (Thm 4.1, ``lambda = inf``;
+    paper/polystep_reconstruction.md §2.7).
 
     Solves ``min_{T >= 0, T 1 = a, T^T 1 = b} <C,T> - eps H(T)``, ``H(T) = -sum T (log T - 1)``, via
     the dual updates (starting from ``g = 0``)::
@@ -432,9 +417,9 @@ def sinkhorn_plan(
     eps = _check_eps(eps, work)
     a = _check_marginal("a", a, C, 0, work)
     b = _check_marginal("b", b, C, 1, work)
-    max_iter = _check_int("max_iter", max_iter, 1)
-    tol = _check_tol(tol)
-    check_every = _check_int("check_every", check_every, 1)
+    max_iter = check_int("max_iter", max_iter, 1)
+    tol = check_positive("tol", tol)
+    check_every = check_int("check_every", check_every, 1)
     b = b * (a.sum() / b.sum())
     plan, info = _scaling_iterations(C, eps, a, b, math.inf, max_iter, tol, check_every, "sinkhorn_plan")
     return (plan, info) if log else plan
@@ -454,7 +439,7 @@ def kl_relaxed_plan(
 ) -> Tensor | tuple[Tensor, dict[str, Any]]:
     """Semi-relaxed (KL-penalised column marginal) entropic plan -- the Thm 4.1 interpolation.
 
-    Solves (digest sections 2.7 and 3.1)::
+    Solves (paper/polystep_reconstruction.md §2.7 and §3.1)::
 
         T_lam = argmin_{T >= 0, T 1 = a}  <C,T> + eps sum_ij T_ij (log T_ij - 1) + lam KL(T^T 1 || b)
 
@@ -500,9 +485,9 @@ def kl_relaxed_plan(
     lam = _check_lam(lam)
     a_w = _check_marginal("a", a, C, 0, work)
     b_w = _check_marginal("b", b, C, 1, work)
-    max_iter = _check_int("max_iter", max_iter, 1)
-    tol = _check_tol(tol)
-    check_every = _check_int("check_every", check_every, 1)
+    max_iter = check_int("max_iter", max_iter, 1)
+    tol = check_positive("tol", tol)
+    check_every = check_int("check_every", check_every, 1)
     if lam == 0.0:
         plan = softmax_plan(C, eps, a)
         if not log:
@@ -548,9 +533,7 @@ def transport_plan(
         ValueError: If ``solver`` is unknown, ``lam`` is missing for ``kl_relaxed`` or given for
             another solver, options are passed to a closed-form solver, or any argument is invalid.
     """
-    if not isinstance(solver, str) or solver not in SOLVERS:
-        valid = ", ".join(repr(s) for s in SOLVERS)
-        raise ValueError(f"solver must be one of {valid}; got {solver!r}")
+    check_choice("solver", solver, SOLVERS)
     if solver == "kl_relaxed":
         if lam is None:
             raise ValueError("lam must be given for solver 'kl_relaxed' (a number in [0, inf])")
@@ -571,7 +554,7 @@ def transport_plan(
 
 
 def barycentric(plan: Tensor, targets: Tensor) -> Tensor:
-    """Barycentric projection of a plan (paper Eq. 7, digest section 2.8).
+    """Barycentric projection of a plan (paper Eq. 7; paper/polystep_reconstruction.md §2.8).
 
     ``x'_i = sum_v T_iv y_iv / sum_v T_iv``
 

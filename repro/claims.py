@@ -38,7 +38,9 @@ One ``[[claim]]`` table per claim of either paper::
     [[claim.revision]]   a rule changed after a measurement was seen: date, old_rule, new_rule,
                    reason (and optionally old_scale/new_scale); the report marks the verdict
                    "rule revised after measurement"
-    expected_verdict, note, test, notebook   the digest's finding, an explanation, the pytest node
+    expected_verdict, note, test, notebook   the verdict expected when the claim was registered
+                   (paper/polystep_reconstruction.md, paper/ghosts_notes.md), an explanation,
+                   the pytest node
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ Examples::
     polystep-repro all --scale cpu          # every experiment, then the report
     polystep-repro report
     polystep-repro claim polystep.thm41_figure_kl_bound   # rule, code, test, value, verdict
+    polystep-repro data fetch all           # MNIST, Fashion-MNIST, ETTh1 into the data cache
 """
 
 from __future__ import annotations
@@ -53,7 +54,40 @@ def build_parser() -> argparse.ArgumentParser:
                                            "measuring function, test, notebook, figures, value, verdict")
     p_claim.add_argument("id", help="claim id, e.g. polystep.thm41_figure_kl_bound")
     p_claim.add_argument("--seed", type=int, default=0)
+    _add_data_parser(sub)
     return parser
+
+
+def _add_data_parser(sub) -> None:
+    """``data fetch NAME... | all``, ``data list``, ``data where`` (an unknown NAME: exit 2)."""
+    from .data import DATASETS
+
+    p_data = sub.add_parser("data", help="the real data sets: fetch (verified, cached), list, where")
+    data_sub = p_data.add_subparsers(dest="data_command", required=True)
+    p_fetch = data_sub.add_parser("fetch", help="fetch data sets into the cache ($POLYSTEP_DATA or "
+                                                "~/.cache/polystep-repro) and say where each came from")
+    p_fetch.add_argument("names", nargs="+", choices=[*DATASETS, "all"], metavar="NAME",
+                         help=f"{' | '.join(DATASETS)} | all")
+    data_sub.add_parser("list", help="the data sets, their licences and whether they are cached")
+    data_sub.add_parser("where", help="the cache folder")
+
+
+def _data_command(args: argparse.Namespace) -> int:
+    """Run a ``data`` subcommand; fetch prints where each data set came from."""
+    from .data import DATASETS, cache_root, data_path, fetch, read_manifest
+
+    if args.data_command == "where":
+        print(cache_root())
+    elif args.data_command == "list":
+        for name, spec in DATASETS.items():
+            manifest = read_manifest(spec)
+            state = f"cached ({manifest.get('source')})" if manifest and data_path(spec).exists() else "not cached"
+            print(f"{name:14s} {state}; licence {spec.licence}")
+    else:
+        names = list(DATASETS) if "all" in args.names else list(dict.fromkeys(args.names))
+        for name in names:
+            print(fetch(name))
+    return 0
 
 
 def _print_summary(experiment_id: str, stored: dict) -> None:
@@ -159,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             print(report.write_report(seed=args.seed))
             print(report.write_figures_index(seed=args.seed))
+        elif args.command == "data":
+            return _data_command(args)
     except (KeyError, ValueError, RuntimeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"polystep-repro: error: {message}", file=sys.stderr)

@@ -9,6 +9,10 @@ same configuration *and* the same code: the SHA-256 over
 * the machinery that runs every experiment (:data:`RUN_MACHINERY`: runner, run context, storage,
   device and scale handling), whether imported or not.
 
+A file enters as its **code**: the SHA-256 of its abstract syntax tree with docstrings removed
+(``ast.dump`` without line numbers), so comments, docstrings and formatting -- which change no
+number -- do not force a rerun, while any change to what runs does.
+
 Modules that only turn measurements into verdicts, text and pictures (:data:`BOOKKEEPING`: the
 claims registry and its rules, the report, the CLI, plotting style) are left out even when imported:
 editing a rule or the report's layout changes no measured number, so it must not force a rerun.
@@ -34,13 +38,30 @@ BOOKKEEPING = ("repro.claims", "repro.report", "repro.cli", "repro.registry", "r
 _file_cache: dict[Path, tuple[int, int, str]] = {}
 
 
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def code_text(source: str, filename: str = "<source>") -> str:
+    """What of a module's source can change a result: ``ast.dump`` of its syntax tree (no line or
+    column numbers) with the docstring of the module and of every class and function removed.
+    Comments, blank lines, formatting and docstrings do not appear in it; every statement does."""
+    tree = ast.parse(source, filename=filename)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, _DOCUMENTED) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:]
+    return ast.dump(tree, include_attributes=False)
+
+
 def _file_digest(path: Path) -> str:
-    """SHA-256 of one file's bytes, memoised on (mtime, size) so repeated calls are cheap."""
+    """SHA-256 of one file's :func:`code_text`, memoised on (mtime, size) so repeated calls are
+    cheap."""
     st = path.stat()
     hit = _file_cache.get(path)
     if hit is not None and hit[:2] == (st.st_mtime_ns, st.st_size):
         return hit[2]
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(code_text(path.read_text(), str(path)).encode()).hexdigest()
     _file_cache[path] = (st.st_mtime_ns, st.st_size, digest)
     return digest
 
@@ -117,7 +138,7 @@ def source_files(experiment_id: str, root: Path = PACKAGE_ROOT) -> list[Path]:
 
 
 def code_fingerprint(experiment_id: str, root: Path = PACKAGE_ROOT) -> str:
-    """SHA-256 (first 16 hex digits) over the paths and contents of :func:`source_files`."""
+    """SHA-256 (first 16 hex digits) over the paths and :func:`code_text` of :func:`source_files`."""
     h = hashlib.sha256()
     for rel in source_files(experiment_id, root):
         h.update(rel.as_posix().encode() + b"\0" + _file_digest(root / rel).encode() + b"\n")

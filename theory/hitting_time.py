@@ -1,8 +1,9 @@
 """Hitting times of PolyStep on piecewise-constant (staircase) losses, and the ES/SPSA contrast.
 
 Provenance. The abstract says the analysis is "extended to the piecewise-constant regime via a
-hitting-time bound"; the bound itself (its dependence on dimension, radius and vertex count) could
-not be read (digest section 3.4, tagged [U]). The version checked here is the digest's hypothesis:
+hitting-time bound"; the bound itself (its dependence on dimension, radius and vertex count)
+could not be read (paper/polystep_reconstruction.md §3.4, tagged [U]). The version checked here is
+the hypothesis stated there:
 
 * on a staircase, the number of steps ``tau`` until the level first decreases is (dominated by) a
   geometric variable with the one-step hit probability ``p`` of the current state, so
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 from scipy.special import betainc
 
-from polystep import functional as F
+from polystep import functional as psf
 from polystep import polytopes
 
 __all__ = [
@@ -108,10 +109,10 @@ def vertex_hit_bounds(kind: str, dim: int, rho: float, w: float, level: int, r_s
     return {"kappa": kappa, "mu": mu, "p_lower": p_lower, "p_vertex_upper": min(1.0, v * mu), "V": v}
 
 
-def hitting_config(kind: str, r_s: float, eps: float = 0.01) -> F.PolyStepConfig:
+def hitting_config(kind: str, r_s: float, eps: float = 0.01) -> psf.PolyStepConfig:
     """PolyStep config of the hitting-time checks: probes at the vertices (``r_p = 2 r_s``, ``K = 1``),
     absolute constant radii, no jitter, softmax at temperature ``eps``."""
-    return F.PolyStepConfig(polytope=kind, eps=eps, step_radius=r_s, probe_radius=2.0 * r_s,
+    return psf.PolyStepConfig(polytope=kind, eps=eps, step_radius=r_s, probe_radius=2.0 * r_s,
                             radius_mode="absolute", num_probes=1, probe_jitter=0.0)
 
 
@@ -130,7 +131,7 @@ def separable_start(dim: int, level: int, w: float, beta: float) -> torch.Tensor
     return torch.as_tensor((k + beta) * w, dtype=torch.float64)
 
 
-def one_step_hit_probability(objective: Callable, x0: torch.Tensor, config: F.PolyStepConfig, n: int,
+def one_step_hit_probability(objective: Callable, x0: torch.Tensor, config: psf.PolyStepConfig, n: int,
                              generator: torch.Generator, *, chunk: int = 4096) -> dict[str, float]:
     """Monte-Carlo probability that one PolyStep step from ``x0`` lands on a strictly lower level.
 
@@ -143,9 +144,9 @@ def one_step_hit_probability(objective: Callable, x0: torch.Tensor, config: F.Po
     while done < n:
         m = min(chunk, n - done)
         x = x0.expand(m, -1).clone()
-        prop = F.propose(x, F.init(), config, generator)
+        prop = psf.propose(x, psf.init(), config, generator)
         costs = objective(prop.probes)
-        x1, _, _ = F.update(x, prop, costs, F.init(), config)
+        x1, _, _ = psf.update(x, prop, costs, psf.init(), config)
         hits += int((objective(x1) < lvl0).sum())
         vert += int((costs.min(dim=1).values < lvl0).sum())
         done += m
@@ -153,7 +154,7 @@ def one_step_hit_probability(objective: Callable, x0: torch.Tensor, config: F.Po
     return {"p_hat": p, "se": math.sqrt(max(p * (1 - p), 1.0 / n) / n), "p_vertex": vert / n, "n": n}
 
 
-def hitting_times(objective: Callable, x0: torch.Tensor, config: F.PolyStepConfig, n_runs: int,
+def hitting_times(objective: Callable, x0: torch.Tensor, config: psf.PolyStepConfig, n_runs: int,
                   max_steps: int, generator: torch.Generator) -> dict[str, np.ndarray]:
     """Steps ``tau`` until the level first drops below ``objective(x0)``, for ``n_runs`` chains.
 
@@ -169,12 +170,12 @@ def hitting_times(objective: Callable, x0: torch.Tensor, config: F.PolyStepConfi
     x = x0.expand(n_runs, -1).clone()
     alive = torch.arange(n_runs)
     tau = np.full(n_runs, max_steps + 1, dtype=np.int64)
-    state = F.init()
+    state = psf.init()
     moved = idle = 0
     for t in range(1, max_steps + 1):
         if alive.numel() == 0:
             break
-        x_new, state, _ = F.step(x, objective, state, config, generator)
+        x_new, state, _ = psf.step(x, objective, state, config, generator)
         hit = objective(x_new) < lvl0
         stay = ~hit
         idle += int(stay.sum())
@@ -184,20 +185,20 @@ def hitting_times(objective: Callable, x0: torch.Tensor, config: F.PolyStepConfi
     return {"tau": tau, "censored": tau > max_steps, "moved": moved / idle if idle else 0.0}
 
 
-def config_step(config: F.PolyStepConfig) -> float:
+def config_step(config: psf.PolyStepConfig) -> float:
     """The (constant) step radius of a hitting-time config (moves below ``1e-9 r_s`` are rounding)."""
     return config.resolve(0)[1]
 
 
-def level_trajectories(objective: Callable, x0: torch.Tensor, config: F.PolyStepConfig, n_runs: int,
+def level_trajectories(objective: Callable, x0: torch.Tensor, config: psf.PolyStepConfig, n_runs: int,
                        steps: int, generator: torch.Generator) -> np.ndarray:
     """Levels ``objective(x_t)`` of ``n_runs`` PolyStep chains from ``x0``, ``[steps + 1, n_runs]``."""
     x = x0.expand(n_runs, -1).clone()
-    state = F.init()
+    state = psf.init()
     out = np.empty((steps + 1, n_runs))
     out[0] = objective(x).numpy()
     for t in range(steps):
-        x, state, _ = F.step(x, objective, state, config, generator)
+        x, state, _ = psf.step(x, objective, state, config, generator)
         out[t + 1] = objective(x).numpy()
     return out
 

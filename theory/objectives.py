@@ -1,4 +1,4 @@
-"""Synthetic objectives for the theory checks (digest sections 3.2-3.4).
+"""Synthetic objectives for the theory checks (paper/polystep_reconstruction.md §3.2-§3.4).
 
 Three regimes, each vectorised over leading batch dimensions (``x`` of shape ``[..., D]`` maps to
 losses of shape ``[...]``; dtype and device follow ``x``):
@@ -282,7 +282,7 @@ class LogCoshQuadratic(Objective):
     """``f(x) = 1/2 x^T A x + sum_i log cosh x_i`` with ``A`` symmetric positive semidefinite.
 
     ``grad f(x) = A x + tanh(x)``; the unique minimiser is ``x = 0`` (``f`` is strictly convex since
-    ``log cosh`` is), minimum ``0``. Digest section 3.2, check 1.
+    ``log cosh`` is), minimum ``0``. Reconstruction §3.2, check 1.
     """
 
     def __init__(self, A: Any) -> None:
@@ -327,7 +327,7 @@ class L1Regression(Objective):
 
     whose convex hull is spanned by the ``2^|A|`` vertices ``s_j in {-1, +1}`` on the active set
     ``A = {j : |r_j| <= tol}`` (``f`` is convex, so Clarke = convex subdifferential and the sum rule
-    holds with equality). Digest section 3.2, check 2.
+    holds with equality). Reconstruction §3.2, check 2.
 
     The minimum is computed once at construction, in float64: for ``mu > 0`` from the dual
     ``max_{||u||_inf <= 1} -u^T c - ||B^T u||^2 / (4 mu)`` (box-constrained QP, L-BFGS-B) with
@@ -471,7 +471,7 @@ class ReluSelectionExample(Objective):
     selection ``ReLU'(0) = 0`` and returns ``2 mu x_i + 1[x_i != 0]``
     (:meth:`autodiff_selection_grad`): at ``x_i = 0`` it reports ``0`` although the derivative is
     ``1``. The conservative field of the program at ``x_i = 0`` is ``[0, 2]``, which contains ``0``:
-    ``x = 0`` is conservative-stationary but not Clarke-stationary (digest section 3.3). With
+    ``x = 0`` is conservative-stationary but not Clarke-stationary (reconstruction §3.3). With
     ``mu = 0`` this is the original example, unbounded below (``minimum = -inf``).
 
     Args:
@@ -534,7 +534,7 @@ class StaircaseRadial(Objective):
 
     Piecewise constant, so ``grad f = 0`` off the spheres ``||x|| = m w`` (a Lebesgue-null set where
     ``f`` jumps and no gradient exists); :meth:`grad` returns zeros everywhere. Minimum 0 on the
-    open ball ``||x|| < w``. Digest section 3.4, check 1.
+    open ball ``||x|| < w``. Reconstruction §3.4, check 1.
     """
 
     def __init__(self, w: float) -> None:
@@ -560,7 +560,7 @@ class StaircaseSeparable(Objective):
     """``f(x) = sum_i floor(|x_i| / w)``: a grid of boxes, minimum 0 on ``(-w, w)^D``.
 
     Piecewise constant; ``grad f = 0`` off the hyperplanes ``|x_i| = m w``; :meth:`grad` returns
-    zeros everywhere. Digest section 3.4, check 1.
+    zeros everywhere. Reconstruction §3.4, check 1.
     """
 
     def __init__(self, w: float) -> None:

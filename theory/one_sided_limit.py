@@ -1,7 +1,8 @@
 """Numerical checks of Theorem 4.1 ("one-sided limit" / solver continuum), as reconstructed.
 
 Provenance. The body of the paper (sections 2-7 and the appendices of arXiv 2605.01928v1) was
-**not readable**; the statement checked here is the reconstruction of digest section 3.1, built
+**not readable**; the statement checked here is the reconstruction of Theorem 4.1 in
+paper/polystep_reconstruction.md §3.1, built
 from the abstract ("This update corresponds to the one-sided limit of a regularized
 optimal-transport problem"), the author's method figure (panel "Solver continuum (Thm 4.1)") and
 the upstream ``KLSoftmaxSolver`` code. Whether the paper regularises with ``-H(P)`` or with
@@ -47,7 +48,7 @@ __all__ = [
     "softmax_vs_ot_gap",
 ]
 
-#: Solver settings tight enough for the checks of digest section 3.1 (residual 1e-12).
+#: Solver settings tight enough for the checks of paper/polystep_reconstruction.md §3.1 (residual 1e-12).
 TIGHT_SOLVER = {"max_iter": 200_000, "tol": 1e-12, "check_every": 10}
 
 
@@ -204,7 +205,7 @@ def find_figure_bound_counterexample(
 ) -> dict[str, Any]:
     """A concrete violation of the figure's bound ``KL(q_lam || b) <= (eps/lam) log(PV)``.
 
-    Construction (digest section 3.1): ``C_ij ~ U[0, high]`` from ``torch.Generator`` seeded with
+    Construction (paper/polystep_reconstruction.md §3.1): ``C_ij ~ U[0, high]`` from ``torch.Generator`` seeded with
     ``seed``, then the first column is made uniformly cheap, ``C_i1 = cheap``, so ``C`` takes
     values in ``[cheap, high] = [-2.5, 5]``. With ``eps = 0.01`` the softmax puts (almost) all
     mass on column 1, and ``lam = 1`` is far too weak to pull ``q`` back to the uniform ``b``: the
@@ -244,7 +245,9 @@ def softmax_vs_ot_gap(
     max_iter: int = 20_000,
     tol: float = 1e-10,
 ) -> np.ndarray:
-    """Mean barycentre gap ``||x'_softmax - x'_OT||`` between one-sided and two-sided plans (digest check 5).
+    """Mean barycentre gap ``||x'_softmax - x'_OT||`` between one-sided and two-sided plans.
+
+    Check 5 of paper/polystep_reconstruction.md §3.1 (the figure's note "P/V small => softmax = OT").
 
     For each ``P`` in ``P_values`` and each of ``n_trials`` trials: ``C ~ U[0, 1]^{P x V}`` i.i.d.,
     particles at the origin, vertices ``y_iv = R_i u_v`` with the orthoplex template in

@@ -3,9 +3,9 @@
 Provenance. The paper's abstract states "convergence to conservative-stationary points at rate
 O(log T/sqrt T) on piecewise-smooth losses"; code comments cite a "Theorem 4.2 condition (iv)"
 (probe-radius jitter ``eta_max > 0``). Conditions (i)-(iii), the stationarity measure, the schedules
-and the constants could not be read (digest section 3.2, tagged [U]).
+and the constants could not be read (paper/polystep_reconstruction.md §3.2, tagged [U]).
 
-Version checked here (the digest's "most plausible reading", section 3.2, checks 1, 2 and 4):
+Version checked here (the "most plausible reading" of paper/polystep_reconstruction.md §3.2, checks 1, 2 and 4):
 
 * PolyStep (:func:`polystep.functional.step`, softmax solver, orthoplex, ``K = 1``) on independent
   particles (``d_p = D``) or on block particles (``D / d_p`` particles of ``d_p = 8``, the optimizer's
@@ -16,11 +16,11 @@ Version checked here (the digest's "most plausible reading", section 3.2, checks
   ``delta_t = r_p(t)``;
 * claim: ``g_T = O(log T / sqrt T)`` -- tested by the log-log slope of ``E g_T`` against ``T`` (bootstrap
   CI over seeds) and by the envelope ratio ``g_T sqrt(T) / log T`` over the ``T`` grid;
-* ablation (check 4): constant radii ``r_s = r_p = r`` -- the digest expects a plateau at ``O(r)``.
+* ablation (check 4): constant radii ``r_s = r_p = r`` -- the reconstruction expects a plateau at ``O(r)``.
 
 Derived prediction [D] used to read the results. For small cost differences (``r_p ||grad L|| << eps``)
 the softmax weights are linear in the costs and the orthoplex step is *exactly* a gradient step in
-expectation-free form (digest section 2.14)::
+expectation-free form (paper/polystep_reconstruction.md §2.14)::
 
     x' - x = -(r_s r_p / (2 d_p eps)) grad L(x) + O(r^3 / eps^3) + O(r^2 r_p^2 / eps)
 
@@ -54,7 +54,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from polystep import functional as F
+from polystep import functional as psf
 from polystep.schedules import Constant, InverseSqrt
 
 from .stationarity import goldstein_measures
@@ -203,7 +203,7 @@ def run_rates(problems: Sequence[RateProblem], *, steps: int, seeds: int, genera
         raise ValueError("record steps must lie in [1, steps]")
     rec_set = {int(t): i for i, t in enumerate(rec)}
     sched = InverseSqrt(start=1.0) if schedule == "inverse_sqrt" else Constant(value=1.0)
-    cfg = F.PolyStepConfig(polytope=polytope, eps=1.0, step_radius=sched, probe_radius=sched,
+    cfg = psf.PolyStepConfig(polytope=polytope, eps=1.0, step_radius=sched, probe_radius=sched,
                            radius_mode="absolute", probe_jitter=jitter)
 
     # groups of problems sharing (objective, dim, measure); runs = seeds of every member problem
@@ -259,9 +259,9 @@ def run_rates(problems: Sequence[RateProblem], *, steps: int, seeds: int, genera
     cur_min = [np.full(g["runs"], np.inf) for g in groups]
     tail_sum = [np.zeros(g["runs"]) for g in groups]
     tail_start = steps - max(1, int(round(tail_fraction * steps)))
-    state = F.init()
+    state = psf.init()
     for t in range(steps):
-        y, state, _ = F.step(y, cost_fn, state, cfg, generator)
+        y, state, _ = psf.step(y, cost_fn, state, cfg, generator)
         i_rec = rec_set.get(t + 1)
         for j, g in enumerate(groups):
             x = full_x(y, g)
@@ -390,13 +390,13 @@ def probe_law_sample(n: int, dim: int, r: float, eta_max: float, generator: torc
     from the orthoplex directions ``R e_j = directions[2j]``), and ``probe_norm`` (``||p - x||`` of
     the first probe, ``= s_1 r (1 + eta_t)``).
     """
-    cfg = F.PolyStepConfig(polytope=polytope, eps=1.0, step_radius=r, probe_radius=r,
+    cfg = psf.PolyStepConfig(polytope=polytope, eps=1.0, step_radius=r, probe_radius=r,
                            radius_mode="absolute", probe_jitter=eta_max)
     x = torch.zeros(1, dim, dtype=torch.float64)
-    state = F.init()
+    state = psf.init()
     fac, rots, pn = np.empty(n), np.empty((n, dim, dim)), np.empty(n)
     for i in range(n):
-        prop = F.propose(x, state, cfg, generator)
+        prop = psf.propose(x, state, cfg, generator)
         fac[i] = prop.probe_radius / r
         if polytope == "orthoplex":
             rots[i] = prop.directions[0, 0::2, :].T.numpy()  # columns R e_j

@@ -2,7 +2,8 @@
 
 Provenance. The paper (arXiv 2605.01928v1) states convergence "to conservative-stationary points at
 rate O(log T/sqrt T) on piecewise-smooth losses, upgraded to Clarke-stationary on the headline
-architectures"; its stationarity measure could not be read (digest sections 3.2-3.3, tagged [U]).
+architectures"; its stationarity measure could not be read (the reconstruction,
+paper/polystep_reconstruction.md §3.2-§3.3, tags these items [U]).
 This module provides the two measures the reproduction uses as testable proxies:
 
 * **Goldstein delta-stationarity** (Goldstein 1977; Zhang et al. 2020; Kornowski & Shamir 2024)::
@@ -23,7 +24,7 @@ This module provides the two measures the reproduction uses as testable proxies:
   ReLU program, ``f(x) = sum_i [2 ReLU(y_i) - ReLU(-y_i) + 3 ReLU(-y_i - 1)]``, ``y = Q x``
   (``= sum_i max(y_i, 2 y_i, -2 y_i - 3)``), on which torch autograd returns ``0`` at ``x = 0`` --
   a point of the program's conservative field where ``dist(0, partial_C f(0)) = sqrt(D)``. It is
-  the test bed of the reconstructed "Clarke upgrade" (digest section 3.3, [U]): *every limit point
+  the test bed of the reconstructed "Clarke upgrade" (paper/polystep_reconstruction.md §3.3, [U]): *every limit point
   of PolyStep's iterates is Clarke-stationary*, not merely conservative-stationary
   (``repro/experiments/clarke_stationarity.py`` states the theorem as reconstructed).
 
@@ -147,7 +148,7 @@ def min_norm_hull(points: Any) -> MinNormResult:
 
 
 def default_num_samples(dim: int) -> int:
-    """``4 D`` sampled gradients per Goldstein estimate (digest section 3.2, check 2)."""
+    """``4 D`` sampled gradients per Goldstein estimate (paper/polystep_reconstruction.md §3.2, check 2)."""
     return 4 * int(dim)
 
 

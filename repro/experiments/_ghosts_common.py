@@ -2,7 +2,7 @@
 
 Failure thresholds
 ------------------
-The paper never defines "failure"/"collapse" (digest section 1, section 5 item 11).  Every ghosts
+The paper never defines "failure"/"collapse" (paper/ghosts_notes.md §1 and §5 item 11).  Every ghosts
 experiment uses these three, fixed before any run:
 
 * ``FAILURE_ACC_RETAINED = 0.90``: a step *fails* when the accuracy after it is below 90% of the
@@ -14,8 +14,6 @@ experiment uses these three, fixed before any run:
 Helpers
 -------
 Small functions used by the one-step sweeps (Figs 1, 7, 8, 9) and the training experiments:
-:func:`digits_pixels_split` (the released code's ``X/16`` preprocessing), :func:`train_classifier`
-(Adam/SGD, full- or mini-batch, optional temperature), :func:`recalibrate_batchnorm`,
 :func:`loss_gradient` / :func:`gradient_direction` / :func:`random_direction` (unit flat
 directions), :func:`curvature_along` (``v^T H v`` by double backprop), :func:`one_step_sweep`
 (loss ratio / accuracy retained / flip fraction along ``theta + tau v``), :func:`median_iqr`,
@@ -23,11 +21,14 @@ directions), :func:`curvature_along` (``v^T H v`` by double backprop), :func:`on
 ``model.parameters()`` order (the convention of :mod:`ghosts.radius_models`).  Every loss, gradient
 and sweep is evaluated with the model in eval mode (BatchNorm uses running statistics, as the
 JVP radius does); the caller's train/eval flags are restored.
+
+Data and training come from :mod:`repro.tasks`: the released code's ``X/16`` digits split is
+:func:`repro.tasks.digits.load_digits_split` with ``standardise=False, val_fraction=0``; models are
+trained by :func:`repro.tasks.training.train_classifier` and scored by
+:func:`repro.tasks.training.accuracy`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,7 +40,6 @@ from ghosts.radius_models import eval_mode, tangent_dict
 
 __all__ = [
     "FAILURE_ACC_RETAINED", "FAILURE_LOSS_RATIO", "DIVERGED_LOSS", "ARCH_COLORS",
-    "PixelSplit", "digits_pixels_split", "train_classifier", "recalibrate_batchnorm",
     "loss_gradient", "gradient_direction", "random_direction", "curvature_along",
     "one_step_sweep", "median_iqr", "first_crossing", "plot_median_iqr",
 ]
@@ -54,113 +54,6 @@ DIVERGED_LOSS = 10.0
 #: one colour per architecture of :mod:`repro.tasks.zoo` (Okabe-Ito, colour-blind safe)
 ARCH_COLORS = {"linear": "#000000", "mlp": "#0072B2", "cnn": "#009E73", "mlp_ln": "#E69F00",
                "cnn_bn": "#D55E00", "transformer": "#CC79A7"}
-
-
-@dataclass(frozen=True)
-class PixelSplit:
-    """Digits as the released ghosts code loads them: pixels / 16 in [0, 1], a stratified
-    train/test split (no validation part, no standardisation)."""
-
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
-    n_features: int = 64
-    n_classes: int = 10
-
-
-def digits_pixels_split(*, seed: int, test_fraction: float = 0.3,
-                        dtype: torch.dtype = torch.float32) -> PixelSplit:
-    """scikit-learn digits (offline), ``X/16``, stratified ``train_test_split(test_size=test_fraction,
-    random_state=seed)``: the preprocessing of the released ``randomdirs`` (0.3, seed 42),
-    ``tempfingerprint`` and ``lrspike`` (0.2) scripts, unlike :func:`repro.tasks.digits.load_digits_split`
-    (standardised features, three-way split)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    data = load_digits()
-    x = np.asarray(data.data, dtype=np.float64) / 16.0
-    y = np.asarray(data.target, dtype=np.int64)
-    tr, te = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=y, random_state=seed)
-    tr, te = np.sort(tr), np.sort(te)
-    return PixelSplit(x_train=torch.from_numpy(x[tr]).to(dtype), y_train=torch.from_numpy(y[tr]),
-                      x_test=torch.from_numpy(x[te]).to(dtype), y_test=torch.from_numpy(y[te]))
-
-
-def _has_batchnorm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, x: Tensor) -> None:
-    """Replace every BatchNorm's running statistics by the exact statistics of ``x`` (one
-    train-mode forward pass with a cumulative average; "precise BN").  After mini-batch training
-    the momentum-0.1 running averages can lag the weights badly, so eval-mode losses would measure
-    the stale statistics rather than the network; the flags and momenta are restored."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    flags = [(m, m.training) for m in model.modules()]
-    momenta = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    model.train()
-    model(x)
-    for bn, mom in zip(bns, momenta):
-        bn.momentum = mom
-    for m, flag in flags:
-        m.training = flag
-
-
-def train_classifier(model: nn.Module, x: Tensor, y: Tensor, *, steps: int, lr: float,
-                     optimizer: str = "adam", batch_size: int | None = None,
-                     generator: torch.Generator | None = None, temperature: float = 1.0,
-                     snapshot_steps: tuple[int, ...] = (), recalibrate_bn: bool = True) -> dict:
-    """Train ``model`` in place on the mean cross-entropy of ``logits / temperature``.
-
-    Args:
-        optimizer: ``"adam"`` (``torch.optim.Adam`` defaults besides ``lr``) or ``"sgd"`` (plain).
-        batch_size: ``None`` = full batch; else mini-batches from
-            :class:`repro.tasks.batches.BatchStream` (reshuffled each epoch) driven by ``generator``.
-        snapshot_steps: after these step counts, a copy of the ``state_dict`` is kept (so early /
-            mid / late checkpoints of one run equal separate runs of the same seed).
-        recalibrate_bn: at the end (and at each snapshot) recompute BatchNorm statistics on ``x``
-            (:func:`recalibrate_batchnorm`).
-
-    Returns:
-        ``{"loss": np.ndarray of the per-step training (batch) losses, "snapshots": {step: state}}``.
-    """
-    from repro.tasks.batches import BatchStream
-
-    if optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    stream = None
-    if batch_size is not None:
-        if generator is None:
-            raise ValueError("mini-batch training needs a generator")
-        stream = BatchStream(x, y, batch_size, generator)
-    losses, snaps = [], {}
-    model.train()
-    for t in range(1, steps + 1):
-        xb, yb = (x, y) if stream is None else next(stream)
-        opt.zero_grad(set_to_none=True)
-        loss = Fn.cross_entropy(model(xb) / temperature, yb)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        if t in snapshot_steps:
-            if recalibrate_bn:
-                recalibrate_batchnorm(model, x)
-            snaps[t] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if recalibrate_bn:
-        recalibrate_batchnorm(model, x)
-    model.eval()
-    return {"loss": np.asarray(losses), "snapshots": snaps}
 
 
 def _params(model: nn.Module) -> dict[str, Tensor]:
@@ -179,7 +72,7 @@ def loss_gradient(model: nn.Module, x: Tensor, y: Tensor, *, temperature: float 
 def gradient_direction(model: nn.Module, x: Tensor, y: Tensor, *, sign: int = -1,
                        temperature: float = 1.0) -> Tensor:
     """Unit flat direction ``sign * g/||g||``: ``sign=-1`` descent (Figs 1/7/9), ``+1`` ascent (the
-    released ``randomdirs`` code behind Fig 8, digest section 4.2)."""
+    released ``randomdirs`` code behind Fig 8, paper/ghosts_notes.md §4.2)."""
     if sign not in (-1, 1):
         raise ValueError(f"sign must be -1 or +1, got {sign!r}")
     g = loss_gradient(model, x, y, temperature=temperature)
@@ -187,7 +80,7 @@ def gradient_direction(model: nn.Module, x: Tensor, y: Tensor, *, sign: int = -1
 
 
 def random_direction(model: nn.Module, generator: torch.Generator) -> Tensor:
-    """I.i.d. standard normal per parameter, normalised to unit global norm (digest section 4.2)."""
+    """I.i.d. standard normal per parameter, normalised to unit global norm (paper/ghosts_notes.md §4.2)."""
     p0 = next(model.parameters())
     n = sum(p.numel() for p in model.parameters())
     v = torch.randn(n, generator=generator, dtype=torch.float64).to(device=p0.device, dtype=p0.dtype)

@@ -135,7 +135,7 @@ def _stress_cached():
 def _thm46():
     ratio, _ = _stress_cached()
     return {"value": ratio, "evidence": {"n_instances": 300},
-            "detail": "min rho*/rho_a over 300 random instances, n in [2, 11] (digest: 1.00025)"}
+            "detail": "min rho*/rho_a over 300 random instances, n in [2, 11] (ghosts notes §2.5: 1.00025)"}
 
 
 @_claim("ghosts.thm46_zero_free_strip")

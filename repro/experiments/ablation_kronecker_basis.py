@@ -39,7 +39,7 @@ from polystep.fast_eval import fast_population_closure
 from repro.claims import claim, claims_of
 from repro.context import RunContext
 from repro.experiments import quickstart_digits
-from repro.tasks.training import train_classifier
+from repro.tasks.mlp_run import train_mlp
 
 ID = "ablation_kronecker_basis"
 TITLE = "Ablation: structured Kronecker basis vs the paper's dense QR basis (digits MLP, same D)"
@@ -72,7 +72,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     out: dict = {"dataset": cfg.training.dataset, "variants": {}}
     for label, basis, absorb in cfg.variants:
         options = {"basis": basis, "absorb_every": absorb, "redraw_on_absorb": absorb > 0}
-        runs = [ctx.checkpoint(f"{basis}-absorb{absorb}-seed{s}", lambda s=s, o=options: train_classifier(
+        runs = [ctx.checkpoint(f"{basis}-absorb{absorb}-seed{s}", lambda s=s, o=options: train_mlp(
                     "PolyStep", cfg.training, s, ctx, polystep_options=o,
                     closure_factory=fast_population_closure))
                 for s in cfg.training.seeds]

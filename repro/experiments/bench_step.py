@@ -3,7 +3,7 @@
 The reference configuration is the paper's SNN/MNIST-sized MLP 784-128-10 (101,770 parameters) at
 batch 64 with the per-layer (hybrid) subspace of rank 4: ``D = 4,338`` coordinates, ``P = 543``
 particles of ``d_p = 8``, orthoplex ``V = 16``, ``K = 1``, i.e. ``8,688`` forward evaluations per
-step (digest section 2.13).  Inputs are random (the step's cost does not depend on the data).
+step (paper/polystep_reconstruction.md §2.13).  Inputs are random (the step's cost does not depend on the data).
 
 Two evaluators are timed on the same optimizer and batch from the same initial state (issue #3),
 stepping alternately -- evaluator A's step, then B's, each restored to its own trajectory's state

@@ -3,9 +3,9 @@ and its vacuity on piecewise-constant losses.
 
 **What the paper says.** The abstract: convergence "to conservative-stationary points at rate
 O(log T/sqrt T) on piecewise-smooth losses, upgraded to Clarke-stationary on the headline
-architectures"; the mechanism and the list of architectures could not be read (digest section 3.3,
-[U]). **Reconstructed statement** (digest section 3.3 and the reading of Theorem 4.2 in section 3.2,
-[U]; written here because the paper's text is unavailable)::
+architectures"; the mechanism and the list of architectures could not be read
+(paper/polystep_reconstruction.md §3.3, [U]). **Reconstructed statement** (the same §3.3 and the
+reading of Theorem 4.2 in §3.2, [U]; written here because the paper's text is unavailable)::
 
     Let L : R^D -> R be locally Lipschitz, bounded below and definable (path-differentiable: it has
     a conservative field D_L, with D_L = {grad L} almost everywhere). Run PolyStep with
@@ -66,7 +66,7 @@ The same L1 loss run with two *block* particles of ``d_p = 4`` (the optimizer's 
 its final iterate is tested for block-wise versus full Goldstein stationarity
 (:func:`theory.stationarity.block_goldstein_measures`, ``delta = 2 r_p(T)``).
 
-**Check 2: vacuity** (``polystep.clarke_vacuous_piecewise_constant``, digest section 6 item 4). On
+**Check 2: vacuity** (``polystep.clarke_vacuous_piecewise_constant``, paper/polystep_reconstruction.md §6 item 4). On
 piecewise-constant losses -- the radial staircase ``floor(||x||)`` (``d_p = 8``) and a linear classifier
 with weights rounded to a grid of ``1/8`` (like the int8 headline model) -- every PolyStep iterate is
 checked for local constancy (``f`` equal at 16 random points of a ball of radius ``1e-7`` and their
@@ -125,7 +125,7 @@ class Config:
     T_points: tuple[int, ...] = (10, 100, 800)
     record_points: int = 50
     deltas: tuple[float, ...] = tuple(float(x) for x in np.logspace(-4, 0, 9))
-    # sampled gradients per Goldstein estimate (0: the digest's 4 D). 4 D = 16 in D = 4 misses the
+    # sampled gradients per Goldstein estimate (0: the 4 D of reconstruction §3.2 check 2). 4 D = 16 in D = 4 misses the
     # origin of the hull for some seeds even when the ball reaches every kink (an upper-bound
     # artefact); 256 does not. It cannot lower an estimate whose ball lies in one piece.
     goldstein_samples: int = 256
@@ -271,7 +271,7 @@ def _run(cfg: Config, ctx: RunContext) -> dict:
         g = ctx.torch_generator("vacuity", device="cpu")
         stair = O.staircase_radial(1.0)
         quant = QuantizedLinearClassifier(cfg.quant_n, cfg.quant_dim, ctx.torch_generator("quant-data", device="cpu"))
-        from polystep import functional as F
+        from polystep import functional as psf
 
         for name, obj, x0, conf in (
             ("staircase", stair, radial_start(cfg.stair_dim, 20, 1.0, 0.4).expand(cfg.vac_chains, -1).clone(),
@@ -279,7 +279,7 @@ def _run(cfg: Config, ctx: RunContext) -> dict:
             ("quantized", quant, torch.randn(cfg.vac_chains, quant.dim, generator=g, dtype=torch.float64),
              hitting_config("orthoplex", cfg.quant_r)),
         ):
-            x, state = x0, F.init()
+            x, state = x0, psf.init()
             loss = np.empty((cfg.vac_steps + 1, cfg.vac_chains))
             const = np.empty((cfg.vac_steps + 1, cfg.vac_chains), dtype=bool)
             gradz = np.empty((cfg.vac_steps + 1, cfg.vac_chains), dtype=bool)
@@ -288,7 +288,7 @@ def _run(cfg: Config, ctx: RunContext) -> dict:
                 const[t] = locally_constant(obj, x, cfg.vac_delta, cfg.vac_dirs, g)
                 gradz[t] = (obj.grad(x) == 0).all(dim=1).numpy()
                 if t < cfg.vac_steps:
-                    x, state, _ = F.step(x, obj, state, conf, g)
+                    x, state, _ = psf.step(x, obj, state, conf, g)
             ctx.count_evals(cfg.vac_steps * cfg.vac_chains * 2 * x.shape[1])
             out[name] = {"loss": loss, "locally_constant": const, "grad_zero": gradz, "dim": int(x.shape[1]),
                          "minimum": float(getattr(obj, "minimum", math.nan))}
@@ -354,8 +354,8 @@ def _fmt_delta(d: float) -> str:
 
 @claim("polystep.clarke_upgrade")
 def _clarke_upgrade(results: dict) -> dict:
-    """Clarke upgrade (reconstructed, digest section 3.3 [U]): every limit point ``x_bar`` of PolyStep
-    satisfies ``0 in partial_C f(x_bar)``, checked on the program
+    """Clarke upgrade (reconstructed, paper/polystep_reconstruction.md §3.3 [U]): every limit point
+    ``x_bar`` of PolyStep satisfies ``0 in partial_C f(x_bar)``, checked on the program
     ``f(x) = sum_i [2 ReLU(y_i) - ReLU(-y_i) + 3 ReLU(-y_i - 1)]``, ``y = Qx``, whose autodiff field
     vanishes at the non-Clarke-stationary ``x = 0`` where PolyStep starts.
 
@@ -447,8 +447,8 @@ def _clarke_block_coordinate(results: dict) -> dict:
 
 @claim("polystep.clarke_vacuous_piecewise_constant")
 def _clarke_vacuous_piecewise_constant(results: dict) -> dict:
-    """Vacuity (digest section 6 item 4): on a piecewise-constant loss ``f`` is locally constant at
-    almost every point, so ``partial_C f(x) = {0}`` there and the stationarity guarantee holds at
+    """Vacuity (paper/polystep_reconstruction.md §6 item 4): on a piecewise-constant loss ``f`` is
+    locally constant at almost every point, so ``partial_C f(x) = {0}`` there and the stationarity guarantee holds at
     almost every iterate. value ``= min_losses`` (fraction of iterates with ``f`` constant on
     ``B(x, vac_delta)``, by mirrored random points)."""
     s = results["settings"]

@@ -1,7 +1,7 @@
 r"""Figure 13 of "Ghosts of softmax": the Hessian step scale vs the radius, against the margin.
 
-For the scalar logistic loss ``f(x) = log(1 + e^{-x})`` at margin ``delta`` (Appendix 5; digest
-section 2.13):
+For the scalar logistic loss ``f(x) = log(1 + e^{-x})`` at margin ``delta`` (Appendix 5 of arXiv
+2603.13552, Eqs 37-48; paper/ghosts_notes.md §2.13):
 
 * curvature ``f''(delta) = sigma(delta)(1 - sigma(delta))``, so the Hessian's natural step scale is
   ``1/f''(delta) = 2 + 2 cosh(delta) ~ e^delta`` (:func:`ghosts.softmax_radius.logistic_hessian_scale`);

@@ -1,12 +1,12 @@
 r"""Ghosts of softmax, Figs 1 and 7 (reconstruction): one descent step of size r * rho_a, six nets.
 
-Protocol (reconstruction; the authors released only the plot scripts, not the generator, digest
-section 0 caveat 1 and section 4.3):
+Protocol (reconstruction; the authors released only the plot scripts, not the generator,
+paper/ghosts_notes.md §0 caveat 1 and §4.3):
 
 * Data: scikit-learn digits as the released ghosts code loads them (pixels/16, stratified 80/20
-  train/test split, split seed 0 for every seed; :func:`~repro.experiments._ghosts_common.digits_pixels_split`).
-  The paper names neither data set nor preprocessing.  The preprocessing matters: with the package's
-  standardised features (``Config.features = "standardised"``, :func:`repro.tasks.digits.load_digits_split`,
+  train/test split, split seed 0 for every seed; :func:`repro.tasks.digits.load_digits_split` with
+  ``standardise=False``).  The paper names neither data set nor preprocessing.  The preprocessing
+  matters: with the package's standardised features (``Config.features = "standardised"``, :func:`repro.tasks.digits.load_digits_split`,
   whose border pixels are rescaled by up to 32x) a first cpu-scale run found the linear model and
   the MLP far more robust (neither fell to 50% retained by r = 100), while with pixels/16 the linear
   model's 50% point lands where Fig 7 puts it.  The seed varies initialisation and batches.
@@ -20,15 +20,15 @@ section 0 caveat 1 and section 4.3):
   slowly and reaches only ~80% test accuracy (the paper's own Table 1 has it at 71.6%).  How far
   training goes changes the numbers: the linear model's 50% point moves from r ~ 6 after 400 steps
   to r ~ 12 after 3000 steps (exploratory check, 2 seeds).  BatchNorm statistics are recomputed on
-  the full training set after training (:func:`~repro.experiments._ghosts_common.recalibrate_batchnorm`);
+  the full training set after training (:func:`repro.tasks.training.recalibrate_batchnorm`);
   everything below runs in eval mode.
 * Direction: the **descent** direction ``v = -g/||g||`` of the full training-set mean loss (the
   paper says "gradient step"; the dip of the loss ratio below 1 in Fig 7B indicates descent,
-  digest section 4.2).
+  paper/ghosts_notes.md §4.2).
 * Radius: ``rho_a(v) = pi / max_x Delta_a(x; v)`` by one forward-mode JVP on the full training
   split (:func:`ghosts.radius_models.model_rho_a`), i.e. Fig 7's JVP definition.  **Fig 1 is a
   different computation** (the plot scripts load a different result file and rank Linear
-  oppositely, digest section 5 item 9); this experiment reproduces Fig 7's definition and compares
+  oppositely, paper/ghosts_notes.md §5 item 9); this experiment reproduces Fig 7's definition and compares
   both figures' numbers with it.
 * Sweep: ``tau = r rho_a`` for ``r`` on ``logspace(-2, 2, n_r)`` (plus r = 1 exactly); at each
   ``theta + tau v`` (no training): test accuracy retained ``acc/acc_0`` (%), the training-loss
@@ -48,7 +48,7 @@ released ``phasetransition`` onset, ``rise_loss_ratio`` of the registry).  The v
 thresholds) are the claims' registered rules in ``paper/claims.toml``; one ``@claim`` function per
 claim below returns the measurement they read.
 
-Paper numbers (read from the plots by the digest, section 3): Fig 1 50%-retained points TinyTfm ~2,
+Paper numbers (read from the plots, paper/ghosts_notes.md §3): Fig 1 50%-retained points TinyTfm ~2,
 CNN+BN ~2.5, MLP+LN ~3.5, CNN ~6, MLP ~20, Linear ~28; Fig 7 Linear ~97% retained at r = 1 and 50% at
 r ~ 5-6, others hold to r ~ 2-3 (50% points ~10-17); loss inflation starts at r ~ 1 and reaches
 ~1e6 (CNN+BN), 1e4-1e5 (TinyTfm, MLP+LN), ~2e2 (Linear) at r = 100.
@@ -65,9 +65,10 @@ import torch
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import (ARCH_COLORS, FAILURE_ACC_RETAINED, FAILURE_LOSS_RATIO,
-                                              digits_pixels_split, first_crossing, gradient_direction, loss_gradient,
-                                              median_iqr, one_step_sweep, plot_median_iqr,
-                                              train_classifier)
+                                              first_crossing, gradient_direction, loss_gradient,
+                                              median_iqr, one_step_sweep, plot_median_iqr)
+from repro.tasks.digits import load_digits_split
+from repro.tasks.training import train_classifier
 
 ID = "ghosts_fig1_fig7"
 TITLE = "Ghosts of softmax, Figs 1/7 (reconstruction): one descent step of r * rho_a on six digits nets"
@@ -133,10 +134,9 @@ def _delta_a_cv(model, x, y, v, cfg: Config, rng: np.random.Generator) -> dict:
 
 def _data(cfg: Config):
     if cfg.features == "pixels":
-        return digits_pixels_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction)
+        return load_digits_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction, val_fraction=0.0,
+                                 standardise=False)
     if cfg.features == "standardised":
-        from repro.tasks.digits import load_digits_split
-
         return load_digits_split(seed=cfg.split_seed)
     raise ValueError(f"features must be 'pixels' or 'standardised', got {cfg.features!r}")
 
@@ -150,7 +150,7 @@ def _unit(arch: str, lr: float, steps: int, seed: int, cfg: Config, ctx: RunCont
     xtr, ytr = data.x_train.to(dev), data.y_train.to(dev)
     xte, yte = data.x_test.to(dev), data.y_test.to(dev)
     model = build(arch, ctx.torch_generator("init", arch, seed, device="cpu"), device=dev)
-    hist = train_classifier(model, xtr, ytr, steps=steps, lr=lr, optimizer="adam",
+    hist = train_classifier(model, xtr, ytr, steps=steps, optimizer=torch.optim.Adam(model.parameters(), lr=lr),
                             batch_size=cfg.batch_size, generator=ctx.torch_generator("batches", arch, seed,
                                                                                       device="cpu"))
     g = loss_gradient(model, xtr, ytr)
@@ -199,7 +199,7 @@ C_CV = "ghosts.app122_delta_a_batch_cv"
 
 
 def paper_half_points() -> dict[str, float]:
-    """Fig 1 50%-retained points (digest section 3, read from the plot), from the registry."""
+    """Fig 1 50%-retained points (read from the plot, paper/ghosts_notes.md §3), from the registry."""
     return {k: float(v) for k, v in get_claim(C_HALF).extra["paper_half_points"].items()}
 
 
@@ -338,7 +338,7 @@ def _half_accuracy_points(results: dict) -> dict:
                   + ", ".join(f"{PRETTY[a]} {_fmt(q, 2)}" for a, q in ratio.items())
                   + "; retained at r = 100: "
                   + ", ".join(f"{PRETTY[a]} {s[a]['acc_retained_r100']:.0f}%" for a in archs)
-                  + f". Fig 1 uses an unstated radius estimator (digest section 5 item 9), so its r-axis "
+                  + f". Fig 1 uses an unstated radius estimator (paper/ghosts_notes.md §5 item 9), so its r-axis "
                   f"need not equal this JVP one; {_scale_note(results)}",
         "evidence": {"archs": list(ratio), "r_half": [s[a]["r_half"] for a in ratio],
                      "ratio_to_paper": list(ratio.values()),

@@ -1,6 +1,6 @@
 r"""Figure 2 of "Ghosts of softmax": a pole off the real axis caps the Taylor series on it.
 
-The paper's worked example of Cauchy-Hadamard (Theorem 2.1; digest section 2.1): ``f(x) = 1/(x+a)``
+The paper's worked example of Cauchy-Hadamard (Theorem 2.1, §2 of arXiv 2603.13552): ``f(x) = 1/(x+a)``
 with ``a = 2`` is smooth and positive for every ``x > 0``, yet its Taylor polynomials at 0,
 
     T_n(x) = sum_{k<=n} (-1)^k x^k / a^{k+1}   =   (1 - (-x/a)^{n+1}) / (x + a),

@@ -2,7 +2,7 @@ r"""Figure 3 of "Ghosts of softmax": the sigmoid's Taylor series at 0 stops at x
 
 ``sigma(x) = 1/(1 + e^{-x})`` is smooth and bounded on the whole real line, but ``1 + e^{-x}``
 vanishes at ``x = i pi (2k+1)``: the sigmoid has poles at ``+-i pi, +-3 i pi, ...`` and its Taylor
-series at 0 has radius ``pi`` (Cauchy-Hadamard, Theorem 2.1; digest section 2.1).  The paper
+series at 0 has radius ``pi`` (Cauchy-Hadamard, Theorem 2.1 of arXiv 2603.13552).  The paper
 plots ``sigma`` on a log-x axis over ``[1e-2, 1e2]``, marks ``x = pi`` where ``sigma(pi) = 0.96``
 ("96% confident"), and colours ``|x| < pi`` green (the series converges) and beyond red.  This is
 the binary-logit picture behind the whole paper: a two-class softmax is a sigmoid of the margin,
@@ -28,7 +28,7 @@ Claim ``ghosts.fig3_sigmoid_radius``: the value is ``sigma(pi)``; the evidence h
 error of the radius measured from the coefficients against ``pi`` and the error rate per order at
 the probes inside and outside the disk. Its registered rule in ``paper/claims.toml`` (``sigma(pi)``
 within the tolerance of the paper value, the radius within the registered relative accuracy of
-``pi`` -- digest C3 -- and every rate below 1 inside, above 1 outside) decides the verdict.
+``pi`` -- check C3 of paper/ghosts_notes.md §2.3 -- and every rate below 1 inside, above 1 outside) decides the verdict.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ an interval of length ``Delta_a |y|`` (``Delta_a = max a - min a``).
   ``|t| >= |Im t| >= pi/Delta_a`` and ``rho* >= rho_a = pi/Delta_a``.  Binary partitions
   (and any with two slope values) have their zeros exactly on the strip's edge.
 
-The paper draws both as schematics.  Here they are drawn from computed zeros (digest sections 2.4,
-2.5 and 3 suggest overlaying real zeros on Fig 5):
+The paper draws both as schematics.  Here they are drawn from computed zeros (Lemma 4.5 and
+Theorem 4.6 of arXiv 2603.13552; overlaying real zeros on Fig 5 as suggested in paper/ghosts_notes.md §3):
 
 * ``n_instances`` random instances with ``n ~ U{2..11}`` classes, ``z ~ N(0, s_z^2)``,
-  ``a ~ N(0, s_a^2)``, ``s_z, s_a`` log-uniform on ``[0.1, 10]`` (the digest's stress test of
-  section 2.5); their nearest zeros from :func:`ghosts.softmax_radius.nearest_zeros` (argument
+  ``a ~ N(0, s_a^2)``, ``s_z, s_a`` log-uniform on ``[0.1, 10]`` (the random stress test of
+  paper/ghosts_notes.md §2.5); their nearest zeros from :func:`ghosts.softmax_radius.nearest_zeros` (argument
   principle, certified; float64 Newton without the mpmath polish, which would triple the run time
   -- the residual check below bounds their accuracy);
 * ``n_lattice`` instances with integer slopes, whose *every* zero in a window comes from the roots of

@@ -1,11 +1,12 @@
 r"""Ghosts of softmax, Figure 6: a 1000x learning-rate spike, plain Adam vs the rho_a controller.
 
-Protocol (digest section 4.4, the authors' ``experiments/lrspike``)
-------------------------------------------------------------------
+Protocol (paper/ghosts_notes.md §4.4, the authors' ``experiments/lrspike``)
+---------------------------------------------------------------------------
 * Data: scikit-learn digits, pixels / 16 (the authors' preprocessing, not the package's
   standardisation), a stratified 80/20 train/test split drawn per seed (1437 train / 360 test;
-  :func:`repro.experiments._ghosts_common.digits_pixels_split` with test fraction 0.2 and a child
-  seed of the root seed as ``random_state``, where the authors used the run seed itself).
+  :func:`repro.tasks.digits.load_digits_split` with ``standardise=False``, test fraction 0.2 and
+  no validation part, a child seed of the root seed as ``random_state``, where the authors used the
+  run seed itself).
 * Model: MLP 64-128-10, ReLU, PyTorch-default initialisation drawn from the seed's generator.
 * Optimizer: ``torch.optim.Adam`` (beta = (0.9, 0.999), eps = 1e-8, bias corrected).  Its update
   ``theta <- theta - eta * m_hat / (sqrt(v_hat) + eps)`` is exactly the authors' custom Adam
@@ -22,7 +23,7 @@ Protocol (digest section 4.4, the authors' ``experiments/lrspike``)
   (``eta_eff = min(eta_t, rho_a/||u||)``) written as a clip of the displacement.
 * Plain Adam: ``rho_a`` is computed along *its own* step at every step as well (logging only), so
   the right-hand panels can show ``tau_plain / rho_a(plain direction)``.  The paper's panel plots
-  ``rho_a`` of the *controller* runs next to ``tau_plain`` (digest section 5 item 8); both are shown.
+  ``rho_a`` of the *controller* runs next to ``tau_plain`` (paper/ghosts_notes.md §5 item 8); both are shown.
 * Logged at every step ``t`` before the update: mini-batch training loss and test accuracy; for the
   update itself: realized ``tau``, ``rho_a`` and ``r = tau/rho_a``.  The final test accuracy is
   evaluated after step 199.  A non-finite loss or step stops a run; the rest is padded with NaN
@@ -30,8 +31,8 @@ Protocol (digest section 4.4, the authors' ``experiments/lrspike``)
 * Seeds 0-4 (five child seeds of the root seed: split, initialisation and batch order), median and
   inter-quartile range over seeds, as in the paper.
 
-Paper's numbers (digest section 3, Fig 6 row)
----------------------------------------------
+Paper's numbers (Fig. 6 of arXiv 2603.13552 and its text; paper/ghosts_notes.md §3)
+------------------------------------------------------------------------------------
 * Controller ~95-97% final test accuracy in all three rows.
 * Row 1 (post-spike LR 0.1): both recover; the text says "tau stays below rho_a", but the paper's
   own right panel shows tau_plain ~1.3-2x rho_a after the spike.
@@ -60,7 +61,9 @@ import torch.nn.functional as Fn
 
 from repro.claims import claim, claims_of
 from repro.context import RunContext
-from repro.experiments._ghosts_common import FAILURE_ACC_RETAINED, digits_pixels_split, plot_median_iqr
+from repro.experiments._ghosts_common import FAILURE_ACC_RETAINED, plot_median_iqr
+from repro.tasks.digits import load_digits_split
+from repro.tasks.training import accuracy, cross_entropy_backward
 
 ID = "ghosts_fig6"
 TITLE = "Ghosts of softmax, Fig. 6: a held 1000x LR spike, plain Adam vs the rho_a controller"
@@ -95,14 +98,9 @@ CONFIGS = {
 
 def _data(seed: int, device):
     """Stratified 80/20 split of digits, pixels / 16 (the released lrspike preprocessing)."""
-    split = digits_pixels_split(seed=seed, test_fraction=0.2)
+    split = load_digits_split(seed=seed, test_fraction=0.2, val_fraction=0.0, standardise=False)
     return (split.x_train.to(device), split.y_train.to(device),
             split.x_test.to(device), split.y_test.to(device))
-
-
-@torch.no_grad()
-def _accuracy(model, x, y) -> float:
-    return float((model(x).argmax(1) == y).float().mean())
 
 
 def _train(method: str, eta0: float, seed: int, cfg: Config, ctx: RunContext) -> dict:
@@ -128,15 +126,13 @@ def _train(method: str, eta0: float, seed: int, cfg: Config, ctx: RunContext) ->
         for g in opt.param_groups:
             g["lr"] = lr
         xb, yb = next(batches)
-        log["test_acc"][t] = _accuracy(model, x_te, y_te)
+        log["test_acc"][t] = accuracy(model, x_te, y_te)
         log["lr"][t] = lr
-        opt.zero_grad()
-        loss = Fn.cross_entropy(model(xb), yb)
-        log["loss"][t] = float(loss.detach())
+        loss = cross_entropy_backward(model, opt, xb, yb)
+        log["loss"][t] = float(loss)
         if not math.isfinite(log["loss"][t]):
             stopped = t
             break
-        loss.backward()
         if ctrl is not None:
             try:
                 ctrl.step()
@@ -160,7 +156,7 @@ def _train(method: str, eta0: float, seed: int, cfg: Config, ctx: RunContext) ->
                                               params=dict(zip(names, old)))
         ctx.count_evals(1)
     if stopped is None:
-        final_acc = _accuracy(model, x_te, y_te)
+        final_acc = accuracy(model, x_te, y_te)
         with torch.no_grad():
             final_loss = float(Fn.cross_entropy(model(x_te), y_te))
     else:

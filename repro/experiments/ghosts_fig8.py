@@ -1,16 +1,16 @@
 r"""Ghosts of softmax, Fig 8 and Appendix 5.4: random directions vs the gradient on a linear classifier.
 
-Protocol (the released ``randomdirs`` experiment, digest section 4.7; the paper itself does not
-name the model, digest section 5 item 12):
+Protocol (the released ``randomdirs`` experiment, paper/ghosts_notes.md §4.7; the paper itself
+does not name the model, paper/ghosts_notes.md §5 item 12):
 
 * Data: scikit-learn digits as the released code loads them, pixels/16, stratified 70/30
-  train/test split with seed 42 (:func:`~repro.experiments._ghosts_common.digits_pixels_split`).
+  train/test split with seed 42 (:func:`repro.tasks.digits.load_digits_split` with ``standardise=False``).
   All Fig 8 metrics are on the **training** split, as in the code.
 * Model: ``nn.Linear(64, 10)`` (:mod:`repro.tasks.zoo` ``"linear"``), plain SGD lr 0.1, batch 64
   (epoch-wise reshuffled).  Checkpoints after 30 / 180 / 700 steps ("early / mid / late"), taken
   from one run per seed (identical to retraining each stage from scratch with the same seed).
 * Directions: the **ascent** gradient ``+g/||g||`` of the full training loss (the released code
-  adds ``tau * g/||g||``, digest section 4.2; the paper just says "gradient") and 20 random
+  adds ``tau * g/||g||``, paper/ghosts_notes.md §4.2; the paper just says "gradient") and 20 random
   directions (i.i.d. normal per parameter, unit global norm).
 * Per direction: ``rho_a`` by one JVP on the training split (exact here: the logits are affine in
   the parameters), ``kappa = v^T H v`` by a Hessian-vector product, the Hessian step scale
@@ -29,7 +29,7 @@ name the model, digest section 5 item 12):
 Failure thresholds: the shared ``FAILURE_LOSS_RATIO = 2`` defines the crossing r (loss ratio >= 2,
 the released summary's threshold), in rho_a units and in Hessian units ``tau/tau_H``.
 
-Paper numbers (Fig 8, digest section 3): stage accuracies 73/91/94%; at r = 1 the loss ratio is
+Paper numbers (Fig 8 of arXiv 2603.13552, read from the plot, paper/ghosts_notes.md §3): stage accuracies 73/91/94%; at r = 1 the loss ratio is
 1.50/1.08, 1.48/1.14, 1.59/1.20 and the flip fraction 84/72%, 21/17%, 12/6% (gradient / median
 random; early, mid, late).  Appendix 5.4: rho_a < 2/kappa in every one of 20 x 3 cases; the Hessian
 scale overestimates rho_a by ~10x early and ~460x late.
@@ -45,9 +45,10 @@ import torch
 
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
-from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, curvature_along, digits_pixels_split,
-                                              first_crossing, gradient_direction, median_iqr,
-                                              one_step_sweep, random_direction, train_classifier)
+from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, curvature_along, first_crossing,
+                                              gradient_direction, median_iqr, one_step_sweep, random_direction)
+from repro.tasks.digits import load_digits_split
+from repro.tasks.training import accuracy, train_classifier
 
 ID = "ghosts_fig8"
 TITLE = "Ghosts of softmax, Fig 8 / App. 5.4: gradient vs random directions on a linear digits classifier"
@@ -100,19 +101,20 @@ def _direction_record(model, v, x, y, r) -> dict:
 def _seed_unit(seed: int, cfg: Config, ctx: RunContext) -> dict:
     from repro.tasks.zoo import build
 
-    data = digits_pixels_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction)
+    data = load_digits_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction, val_fraction=0.0,
+                             standardise=False)
     dev = ctx.device
     x, y = data.x_train.to(dev), data.y_train.to(dev)
     model = build("linear", ctx.torch_generator("init", seed, device="cpu"), device=dev)
     steps = tuple(s for _, s in cfg.stages)
-    hist = train_classifier(model, x, y, steps=max(steps), lr=cfg.lr, optimizer="sgd", batch_size=cfg.batch_size,
+    hist = train_classifier(model, x, y, steps=max(steps), optimizer=torch.optim.SGD(model.parameters(), lr=cfg.lr),
+                            batch_size=cfg.batch_size,
                             generator=ctx.torch_generator("batches", seed, device="cpu"), snapshot_steps=steps)
     r = r_grid(cfg)
     stages = {}
     for name, step in cfg.stages:
         model.load_state_dict(hist["snapshots"][step])
-        with torch.no_grad():
-            acc = float((model(x).argmax(-1) == y).float().mean())
+        acc = accuracy(model, x, y)
         grad = _direction_record(model, gradient_direction(model, x, y, sign=+1), x, y, r)
         gen = ctx.torch_generator("random-directions", seed, name, device="cpu")
         rand = [_direction_record(model, random_direction(model, gen), x, y, r) for _ in range(cfg.n_random)]
@@ -128,19 +130,20 @@ def _lr_unit(seed: int, cfg: Config, ctx: RunContext) -> dict:
     from repro.tasks.zoo import build
     from ghosts.radius_models import model_rho_a
 
-    data = digits_pixels_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction)
+    data = load_digits_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction, val_fraction=0.0,
+                             standardise=False)
     dev = ctx.device
     x, y = data.x_train.to(dev), data.y_train.to(dev)
     rows = {"lr": [], "rho_a": [], "tau_h": [], "train_acc": [], "final_loss": []}
     for lr in cfg.lr_sweep:
         model = build("linear", ctx.torch_generator("init", seed, device="cpu"), device=dev)
-        hist = train_classifier(model, x, y, steps=cfg.lr_sweep_steps, lr=lr, optimizer="sgd",
+        hist = train_classifier(model, x, y, steps=cfg.lr_sweep_steps,
+                                optimizer=torch.optim.SGD(model.parameters(), lr=lr),
                                 batch_size=cfg.batch_size,
                                 generator=ctx.torch_generator("batches", seed, device="cpu"))
         v = gradient_direction(model, x, y, sign=+1)
         kappa = curvature_along(model, v, x, y)
-        with torch.no_grad():
-            rows["train_acc"].append(float((model(x).argmax(-1) == y).float().mean()))
+        rows["train_acc"].append(accuracy(model, x, y))
         rows["lr"].append(lr)
         rows["rho_a"].append(model_rho_a(model, x, v))
         rows["tau_h"].append(2.0 / kappa if kappa > 0 else math.inf)

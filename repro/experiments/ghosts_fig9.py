@@ -1,10 +1,10 @@
 r"""Ghosts of softmax, Fig 9: the temperature fingerprint of the radius, rho_T = pi T / Delta_a.
 
-Protocol (the released ``tempfingerprint`` experiment, digest section 4.6):
+Protocol (the released ``tempfingerprint`` experiment, paper/ghosts_notes.md §4.6):
 
 * Data: scikit-learn digits as the released code loads them, pixels/16, stratified train/test
-  split (test 0.2, split seed ``Config.split_seed`` for every seed; the digest does not give the
-  code's split) via :func:`~repro.experiments._ghosts_common.digits_pixels_split`; everything below
+  split (test 0.2, split seed ``Config.split_seed`` for every seed; the notes do not give the
+  code's split) via :func:`repro.tasks.digits.load_digits_split` (``standardise=False``); everything below
   is on the training split.
 * For each seed and temperature T in {0.25, 0.5, 1, 2, 4, 8} (the plotted and released set; the
   caption's 16 and 64 are not in the plot or the code): train the MLP 64-128-128-10 GELU
@@ -21,7 +21,7 @@ Protocol (the released ``tempfingerprint`` experiment, digest section 4.6):
   range of all runs; r_T: ``geomspace(1e-3, 10)``), as in the released plot.
 
 "Collapse std" (0.992 raw -> 0.164 normalized, "6x") is defined neither in the paper nor in the
-code (digest section 4.6, section 5 item 10).  The onset of a run is its first step size with loss
+code (paper/ghosts_notes.md §4.6 and §5 item 10).  The onset of a run is its first step size with loss
 ratio >= ``FAILURE_LOSS_RATIO`` = 2 (the shared failure threshold and the code's summary
 threshold), in tau and in r_T units; per temperature the median over seeds is taken.  Across the
 six temperatures we report (population std, ``ddof = 0``): std of the onset in tau units and in
@@ -41,11 +41,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
-from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, digits_pixels_split, first_crossing,
-                                              gradient_direction, median_iqr, one_step_sweep, train_classifier)
+from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, first_crossing, gradient_direction, median_iqr,
+                                              one_step_sweep)
+from repro.tasks.digits import load_digits_split
+from repro.tasks.training import train_classifier
 
 ID = "ghosts_fig9"
 TITLE = "Ghosts of softmax, Fig 9: one-step loss ratio vs raw tau and vs r_T = tau Delta_a/(pi T) across temperatures"
@@ -77,11 +80,13 @@ def _unit(T: float, seed: int, cfg: Config, ctx: RunContext) -> dict:
     from repro.tasks.zoo import build
     from ghosts.radius_models import directional_logit_derivatives, directional_logit_derivatives_fd
 
-    data = digits_pixels_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction)
+    data = load_digits_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction, val_fraction=0.0,
+                             standardise=False)
     dev = ctx.device
     x, y = data.x_train.to(dev), data.y_train.to(dev)
     model = build("mlp", ctx.torch_generator("init", seed, device="cpu"), device=dev)
-    hist = train_classifier(model, x, y, steps=cfg.steps, lr=cfg.lr, optimizer="adam", batch_size=cfg.batch_size,
+    hist = train_classifier(model, x, y, steps=cfg.steps, optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr),
+                            batch_size=cfg.batch_size,
                             generator=ctx.torch_generator("batches", seed, T, device="cpu"), temperature=T)
     v = gradient_direction(model, x, y, sign=-1, temperature=T)
     a_fd = directional_logit_derivatives_fd(model, x, v)

@@ -1,7 +1,7 @@
 r"""Ghosts of softmax, Figure 10 and Table 1: one LR spike, three architectures, four methods.
 
-Protocol (digest section 4.5, the authors' ``experiments/archgrid``)
--------------------------------------------------------------------
+Protocol (paper/ghosts_notes.md §4.5, the authors' ``experiments/archgrid``)
+----------------------------------------------------------------------------
 * Data: scikit-learn digits in file order, pixels / 16 (the authors' preprocessing), test = the
   first 20% of the rows (359), train = the other 1438; **full-batch** training on the whole train
   split at every step, 200 steps.  The split is fixed; a seed changes only the initialisation.
@@ -10,7 +10,7 @@ Protocol (digest section 4.5, the authors' ``experiments/archgrid``)
   64 -> 62 -> 60 instead of 64 -> 64 -> 64 before the global average pool).  ``transformer`` is the
   zoo's real TinyTransformer (8 row tokens + CLS, 2 pre-LN blocks, 4 heads).  **The authors'
   archgrid "Transformer" embeds the 64 pixels as a single token (sequence length 1), so its
-  attention softmax is identically 1 and attention is a no-op** (digest section 5 item 13); its
+  attention softmax is identically 1 and attention is a no-op** (paper/ghosts_notes.md §5 item 13); its
   Table 1 numbers are those of a one-block pre-LN MLP.  Our transformer rows are therefore
   compared with the paper's only qualitatively.
 * Test accuracy and BatchNorm: the released archgrid never calls ``model.eval()`` outside the JVP,
@@ -27,7 +27,7 @@ Protocol (digest section 4.5, the authors' ``experiments/archgrid``)
 * Methods:
   - ``plain``: Adam;
   - ``clip``: ``clip_grad_norm_(max_norm=1)`` then Adam (a weak baseline: Adam's step is nearly
-    invariant to the gradient's scale, digest section 5 item 13);
+    invariant to the gradient's scale, paper/ghosts_notes.md §5 item 13);
   - ``ctrl_grad``: the authors' released controller, :class:`~ghosts.radius_controller.RadiusController`
     mode ``"gradient_direction"``: ``rho_a`` by JVP along ``g/||g||`` on the train split (eval mode),
     ``tau_raw = lr ||g||``, Adam's LR multiplied by ``min(1, rho_a/tau_raw)`` for the step.  It does
@@ -80,11 +80,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as Fn
 
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import DIVERGED_LOSS, FAILURE_ACC_RETAINED, plot_median_iqr
+from repro.tasks.training import accuracy, cross_entropy_backward
 
 ID = "ghosts_table1_fig10"
 TITLE = "Ghosts of softmax, Fig. 10 / Table 1: a single LR spike across architectures"
@@ -157,16 +157,6 @@ def _data(cfg: Config, device):
     return x[n:], y[n:], x[:n], y[:n]
 
 
-@torch.no_grad()
-def _evaluate(model, x, y) -> float:
-    """Test accuracy in eval mode (BatchNorm uses its running statistics)."""
-    was = model.training
-    model.eval()
-    acc = float((model(x).argmax(1) == y).float().mean())
-    model.train(was)
-    return acc
-
-
 def _batchnorms(model) -> list:
     return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
@@ -233,16 +223,14 @@ class _Run:
             lr = cfg.lr * (spike if t == cfg.spike_step else 1.0)
             for g in opt.param_groups:
                 g["lr"] = lr
-            self.log["test_acc"][t] = _evaluate(model, self.x_te, self.y_te)
+            self.log["test_acc"][t] = accuracy(model, self.x_te, self.y_te)  # eval mode: BN running stats
             self.log["test_acc_bs"][t] = (_evaluate_batch_stats(model, self.x_te, self.y_te) if self.has_bn
                                           else self.log["test_acc"][t])
-            opt.zero_grad()
-            loss = Fn.cross_entropy(model(self.x_tr), self.y_tr)
-            self.log["train_loss"][t] = float(loss.detach())
+            loss = cross_entropy_backward(model, opt, self.x_tr, self.y_tr)
+            self.log["train_loss"][t] = float(loss)
             if not math.isfinite(self.log["train_loss"][t]):
                 self.stopped = t
                 break
-            loss.backward()
             old = [p.detach().clone() for p in params]
             try:
                 if self.method == "clip":
@@ -271,7 +259,7 @@ class _Run:
     def result(self) -> dict:
         cfg = self.cfg
         if self.stopped < 0:
-            final_acc = _evaluate(self.model, self.x_te, self.y_te)
+            final_acc = accuracy(self.model, self.x_te, self.y_te)
             final_acc_bs = (_evaluate_batch_stats(self.model, self.x_te, self.y_te) if self.has_bn
                             else final_acc)
             final_loss = float(self.log["train_loss"][cfg.steps - 1])

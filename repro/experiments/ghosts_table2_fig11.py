@@ -1,11 +1,11 @@
 r"""Ghosts of softmax, Fig. 11 / Table 2: which radius limits a tiny transformer's step?
 
-Protocol (digest §4.8; the released ``tfmbottlenecks`` script, re-implemented from the paper and
-the digest, no code copied):
+Protocol (Fig. 11 / Table 2 and paper/ghosts_notes.md §4.8; the released ``tfmbottlenecks`` script,
+re-implemented from the paper and those notes, no code copied):
 
 * **Data.** scikit-learn digits, pixels / 16 (not standardised, as in the paper's code), a
   stratified 70/30 train/test split with seed 42
-  (:func:`repro.experiments._ghosts_common.digits_pixels_split`: 1257 / 540 samples; the released
+  (:func:`repro.tasks.digits.load_digits_split` with ``standardise=False``: 1257 / 540 samples; the released
   script splits at random with seed 42).  Full-batch training: every step uses the whole training
   set.  The split is fixed; the seed varies the initialisation only (training is then
   deterministic).
@@ -25,14 +25,16 @@ the digest, no code copied):
   - ``rho_ffn`` = the 1% lower order statistic over all FFN pre-activations ``h`` (layers x
     samples x tokens x 128) of ``|h| / |hdot|`` -- the ReLU-kink distance of App. 2, Eq. 21.
     **The FFN uses exact (erf) GELU, which is entire: it has no finite singularity**, so this
-    is a proxy inherited from the paper/code (digest §5 item 15), not a radius of the network.
+    is a proxy inherited from the paper/code (paper/ghosts_notes.md §5 item 15), not a radius of
+    the network.
 
   ``all-radii`` uses ``rho = min(rho_out, rho_attn, rho_ffn)``, ``output-only`` ``rho = rho_out``,
   and both *set* the step to exactly ``rho``: ``eta_eff = rho / ||u||`` with ``u`` AdamW's
   unit-LR direction (``p / lr``, weight decay included) -- the released "rho-set" controller
-  (digest §4.8, §5 item 15), which scales steps up as well as down; it is
+  (paper/ghosts_notes.md §4.8, §5 item 15), which scales steps up as well as down; it is
   :class:`ghosts.radius_controller.RadiusController` in ``rho_set`` mode with ``r_target = 1``
-  and the radius replaced by the one above.  AdamW's moments are updated as without the
+  and ``radius_fn`` = :func:`min_radius_fn` (the radius above; all three radii are recorded in
+  the controller's history).  AdamW's moments are updated as without the
   controller (only the displacement is rescaled).
 * **Logging.** Steps ``t = 0..steps``; every ``eval_every`` steps (``t = 0`` included: 61 logs at
   paper scale) the full-batch training loss at ``theta_t``, the test accuracy, the effective LR
@@ -49,14 +51,15 @@ the digest, no code copied):
   exceeds ``DIVERGED_LOSS = 10`` (Table 1's definition); the other two (accuracy retained < 90%,
   loss ratio >= 2) are one-step criteria and are not used here.
 
-Paper (digest §3): effective LR of all-radii ~1e-4 -> 1e-1, output-only ~3e-3 -> ~1; fixed-16x
-plateaus at ~93% test accuracy, the others ~97-98%.  Table 2 (5 seeds, 1200 steps): early FFN
-94 / output 6 / attention 0 of 100, medians rho_ffn 0.0164, rho_out 0.0307, rho_attn 0.645;
-middle 48 / 52 / 0, 0.0111 / 0.0107 / 0.203; late 8 / 97 / 0 of 105, 0.0131 / 0.00793 / 0.168.
-**The caption of Fig. 11 says all-radii reaches the lowest loss and highest accuracy and that
-fixed-16x diverges; the paper's own plot shows output-only with the lowest loss (~1e-6) and
-fixed-16x converging (loss ~1e-5, ~93%)** (digest §5 item 7).  The caption's statement and the
-plot's are separate claims, both measured from the same runs.
+Paper (Fig. 11, Table 2; paper/ghosts_notes.md §3): effective LR of all-radii ~1e-4 -> 1e-1,
+output-only ~3e-3 -> ~1; fixed-16x plateaus at ~93% test accuracy, the others ~97-98%.  Table 2
+(5 seeds, 1200 steps): early FFN 94 / output 6 / attention 0 of 100, medians rho_ffn 0.0164,
+rho_out 0.0307, rho_attn 0.645; middle 48 / 52 / 0, 0.0111 / 0.0107 / 0.203; late 8 / 97 / 0 of
+105, 0.0131 / 0.00793 / 0.168.  **The caption of Fig. 11 says all-radii reaches the lowest loss and
+highest accuracy and that fixed-16x diverges; the paper's own plot shows output-only with the
+lowest loss (~1e-6) and fixed-16x converging (loss ~1e-5, ~93%)**
+(paper/ghosts_notes.md §5 item 7).  The caption's statement and the plot's are separate claims,
+both measured from the same runs.
 
 Claims: one ``@claim`` measuring function per claim of ``paper/claims.toml`` returns the measured
 numbers (final losses and accuracies per mode, effective-LR spans, binding counts, fractions and
@@ -94,7 +97,9 @@ from torch import Tensor, nn
 
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
-from repro.experiments._ghosts_common import DIVERGED_LOSS, digits_pixels_split, plot_median_iqr
+from repro.experiments._ghosts_common import DIVERGED_LOSS, plot_median_iqr
+from repro.tasks.digits import load_digits_split
+from repro.tasks.training import accuracy, cross_entropy_backward
 from ghosts.radius_controller import RadiusController
 
 ID = "ghosts_table2_fig11"
@@ -144,11 +149,11 @@ CONFIGS = {
 # data and radii
 # --------------------------------------------------------------------------------------------
 def _data(cfg: Config, device: torch.device) -> dict[str, Tensor]:
-    """Digits / 16, stratified 70/30 split (:func:`digits_pixels_split`), optional stratified
+    """Digits / 16, stratified 70/30 split (:func:`~repro.tasks.digits.load_digits_split`), optional stratified
     training subset."""
     from sklearn.model_selection import train_test_split
 
-    split = digits_pixels_split(seed=cfg.split_seed, test_fraction=0.3)
+    split = load_digits_split(seed=cfg.split_seed, test_fraction=0.3, val_fraction=0.0, standardise=False)
     x, y = split.x_train, split.y_train
     if cfg.n_train is not None and cfg.n_train < len(y):
         keep, _ = train_test_split(np.arange(len(y)), train_size=cfg.n_train, stratify=y.numpy(),
@@ -185,42 +190,36 @@ def _forward_with_internals(model: nn.Module, params: dict[str, Tensor], x: Tens
 def transformer_radii(model: nn.Module, x: Tensor, v: dict[str, Tensor], params: dict[str, Tensor],
                       ffn_quantile: float = 0.01) -> dict[str, float]:
     """``rho_out``, ``rho_attn`` and the FFN proxy ``rho_ffn`` along the unit direction ``v`` at
-    ``params``, from one JVP over the sample set ``x`` (module docstring)."""
+    ``params``, from one JVP over the sample set ``x`` (module docstring).  ``rho_out`` and
+    ``rho_attn`` are :func:`ghosts.radius_models.rho_from_slopes` of the output-logit and the
+    attention-logit slopes (each attention row a softmax over keys, Theorem 4.6)."""
     import warnings
 
     from torch.func import jvp
 
-    from ghosts.radius_models import eval_mode
+    from ghosts.radius_models import eval_mode, rho_from_slopes
 
     with eval_mode(model), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
         (_, _, h), (dz, dattn, dh) = jvp(lambda p: _forward_with_internals(model, p, x), (params,), (v,))
-    spread_out = float((dz.amax(-1) - dz.amin(-1)).max())
-    spread_attn = float((dattn.amax(-1) - dattn.amin(-1)).max())
     ratio = (h.abs() / dh.abs()).reshape(-1)  # |hdot| = 0 -> inf (that unit does not move)
     k = int(round(ffn_quantile * (ratio.numel() - 1))) + 1
     if ratio.device.type == "cpu":  # numpy's introselect is ~15x faster than torch.kthvalue here
         rho_ffn = float(np.partition(ratio.numpy(), k - 1)[k - 1])
     else:
         rho_ffn = float(ratio.kthvalue(k).values)
-    return {"out": math.pi / spread_out if spread_out > 0 else math.inf,
-            "attn": math.pi / spread_attn if spread_attn > 0 else math.inf,
-            "ffn": rho_ffn}
+    return {"out": rho_from_slopes(dz), "attn": rho_from_slopes(dattn), "ffn": rho_ffn}
 
 
-class _ThreeRadiusController(RadiusController):
-    """``RadiusController`` in ``rho_set`` mode whose radius is ``min`` of the selected radii."""
+def min_radius_fn(use: tuple[str, ...], ffn_quantile: float):
+    """The controllers' radius function: ``min`` of the radii ``use`` of :func:`transformer_radii`,
+    all three reported to the controller's history (``history[-1]["radii"]``)."""
 
-    def __init__(self, inner, model, rho_inputs: Tensor, use: tuple[str, ...], ffn_quantile: float):
-        super().__init__(inner, model, 1.0, mode="rho_set", rho_inputs=rho_inputs)
-        self.use, self.ffn_quantile = use, ffn_quantile
-        self.last_radii: dict[str, float] = {}
+    def radius(model: nn.Module, x: Tensor, v: dict[str, Tensor], *, params: dict[str, Tensor]):
+        radii = transformer_radii(model, x, v, params, ffn_quantile)
+        return min(radii[k] for k in use), radii
 
-    def _rho(self, x, direction, base):
-        radii = transformer_radii(self.model, x, dict(zip(self._names, direction)),
-                                  dict(zip(self._names, base)), self.ffn_quantile)
-        self.last_radii = radii
-        return min(radii[k] for k in self.use)
+    return radius
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +237,8 @@ def _train(mode: str, seed: int, cfg: Config, data: dict[str, Tensor], ctx: RunC
     ctrl = None
     if mode in ("all_radii", "output_only"):
         use = RADII if mode == "all_radii" else ("out",)
-        ctrl = _ThreeRadiusController(opt, model, data["x_train"], use, cfg.ffn_quantile)
+        ctrl = RadiusController(opt, model, 1.0, mode="rho_set", rho_inputs=data["x_train"],
+                                radius_fn=min_radius_fn(use, cfg.ffn_quantile))
     x, y = data["x_train"], data["y_train"]
     n_logs = cfg.steps // cfg.eval_every + 1
     log = {k: np.full(n_logs, np.nan) for k in
@@ -247,23 +247,21 @@ def _train(mode: str, seed: int, cfg: Config, data: dict[str, Tensor], ctx: RunC
     eff_lr_all = np.full(cfg.steps + 1, np.nan)
     for t in ctx.bar(range(cfg.steps + 1), desc=f"{mode} seed {seed}"):
         logging = t % cfg.eval_every == 0
-        opt.zero_grad(set_to_none=True)
-        loss = Fn.cross_entropy(model(x), y)
+        loss = cross_entropy_backward(model, opt, x, y)
         ctx.count_evals(1)
         if not torch.isfinite(loss):
             break  # the remaining logs stay NaN
         if logging:  # loss and test accuracy at theta_t, before its step
             i = t // cfg.eval_every
-            log["train_loss"][i] = float(loss.detach())
-            log["test_acc"][i] = _accuracy(model, data["x_test"], data["y_test"])
-        loss.backward()
+            log["train_loss"][i] = float(loss)
+            log["test_acc"][i] = accuracy(model, data["x_test"], data["y_test"])
         if ctrl is not None:
             try:
                 ctrl.step()
             except FloatingPointError:  # non-finite AdamW proposal: parameters restored, stop
                 break
             h = ctrl.history[-1]
-            radii, eff_lr, tau = ctrl.last_radii, lr * h["scale"], h["tau"]
+            radii, eff_lr, tau = h["radii"], lr * h["scale"], h["tau"]
             ctx.count_evals(1)
         else:
             old = {k: p.detach().clone() for k, p in zip(names, params)} if logging else None
@@ -284,11 +282,6 @@ def _train(mode: str, seed: int, cfg: Config, data: dict[str, Tensor], ctx: RunC
             for key in RADII:
                 log[f"rho_{key}"][i] = radii.get(key, math.nan)
     return {"log": log, "eff_lr": eff_lr_all, "final_train_loss": _final_loss(model, x, y)}
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    return float((model(x).argmax(1) == y).float().mean())
 
 
 @torch.no_grad()
@@ -399,7 +392,7 @@ def _fig11_all_radii_best(results: dict) -> dict:
                  f"{MODE_LABELS[best_acc]}; fixed-16x final loss {ev['final_loss_fixed_16x']:.3g}",
         "detail": f"median final training loss / test accuracy per mode: {shown}. {_scale_note(results)}. The "
                   "caption's statement is checked, not the paper's plot, which itself shows output-only lowest "
-                  "and fixed-16x converging (digest §5 item 7).",
+                  "and fixed-16x converging (paper/ghosts_notes.md §5 item 7).",
         "evidence": ev}
 
 

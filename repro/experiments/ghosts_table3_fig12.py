@@ -1,6 +1,6 @@
 r"""Ghosts of softmax, Fig. 12 / Table 3: natural instability of a ResNet and the rho_a controller.
 
-Paper protocol (digest §4.9, Fig. 12, Table 3; ``paper`` scale here): CIFAR-10 (standard
+Paper protocol (Fig. 12, Table 3, paper/ghosts_notes.md §4.9; ``paper`` scale here): CIFAR-10 (standard
 normalisation, random crop with padding 4 and horizontal flip for training), the CIFAR-style
 ResNet-18 (3x3 stride-1 stem, no max-pool; :func:`repro.tasks.resnet.resnet18_cifar`, written
 here so that torchvision is needed only for the data), SGD with momentum 0.9 and weight decay
@@ -16,7 +16,7 @@ here so that torchvision is needed only for the data), SGD with momentum 0.9 and
   (``eta_eff = r_target * rho_a / ||buffer||``, the paper's "rho-set" controller;
   :class:`ghosts.radius_controller.RadiusController` in ``rho_set`` mode, whose momentum buffer
   evolves exactly as plain SGD's).  **The released code drops ``r_target``** (it always sets
-  ``eta_eff = rho_a/||buffer||``, digest §4.9 / §5 item 14); here ``r_target`` is applied, as the
+  ``eta_eff = rho_a/||buffer||``, paper/ghosts_notes.md §4.9 / §5 item 14); here ``r_target`` is applied, as the
   paper describes.
 * **Logged:** ``r`` every ``log_every`` batches (80 logs in 10 epochs at paper scale), the max
   ``r`` per epoch, the number of logs with ``r > 1`` (``r > 1 + 1e-6``: the controller at
@@ -25,9 +25,11 @@ here so that torchvision is needed only for the data), SGD with momentum 0.9 and
   a run; the rest of it is scored at chance accuracy and infinite test loss.
 
 **BatchNorm and rho_a.** The JVP runs in train mode with batch statistics but without updating
-the running statistics (BatchNorm's ``track_running_stats`` is switched off for that call): the
-radius is that of the function the training step actually moves (the released code's FD passes
-also use batch statistics, but there they also update the running statistics).
+the running statistics (BatchNorm's ``track_running_stats`` is switched off for that call,
+:func:`ghosts.radius_models.batch_stats`): the radius is that of the function the training step
+actually moves (the released code's FD passes also use batch statistics, but there they also update
+the running statistics).  The controller is ``RadiusController(..., radius_fn=batch_rho_a)`` and the
+fixed-eta logs use the same :func:`ghosts.radius_models.batch_rho_a`.
 
 **Failure thresholds** shared by all ghosts experiments
 (:mod:`repro.experiments._ghosts_common`): a run *fails* when its final test accuracy is below
@@ -58,7 +60,8 @@ numbers (value, detail, evidence); the verdict is the claim's registered rule, a
 
 **Costs (Sections 4.5 and 8.6).** Every scale also times, on its own model, batch size and
 device: a no-grad forward, the JVP of the logits, a plain SGD step, a step with the FD ``rho_a``
-(the released code's one-sided difference, eps = 1e-4: two forwards on batch statistics) and a
+(the released code's one-sided difference, eps = 1e-4: two forwards on batch statistics,
+:func:`ghosts.radius_models.batch_rho_a_fd`) and a
 step with the JVP ``rho_a`` (best of ``timing_repeats`` interleaved calls), plus the matmul/conv
 FLOP ratio JVP / forward counted by ``torch.utils.flop_counter`` for the twin and for ResNet-18 at
 CIFAR shape.  The paper: 12.6 ms plain, 20.9 ms FD (x1.66), 28.7 ms JVP (x2.28) on an RTX 6000 Ada;
@@ -87,8 +90,10 @@ from torch import Tensor, nn
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from ghosts.radius_controller import RadiusController
+from ghosts.radius_models import batch_logit_slopes, batch_rho_a, batch_rho_a_fd, batch_stats
 
 from repro.experiments._ghosts_common import DIVERGED_LOSS, FAILURE_ACC_RETAINED
+from repro.tasks.training import cross_entropy_backward, evaluate
 
 ID = "ghosts_table3_fig12"
 TITLE = "Ghosts of softmax Fig. 12 / Table 3: ResNet with fixed LRs vs the rho_a controller"
@@ -227,73 +232,8 @@ def _data(cfg: Config, device: torch.device):
 
 
 # --------------------------------------------------------------------------------------------
-# rho_a with batch statistics
-# --------------------------------------------------------------------------------------------
-class _batch_stats:
-    """Context: train mode with BatchNorm on batch statistics and running statistics frozen."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.flags = [(m, m.training, getattr(m, "track_running_stats", None)) for m in self.model.modules()]
-        self.model.train()
-        for m in self.model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.track_running_stats = False
-        return self.model
-
-    def __exit__(self, *exc):
-        for m, training, track in self.flags:
-            m.training = training
-            if track is not None:
-                m.track_running_stats = track
-        return False
-
-
-@torch.no_grad()
-def batch_logit_slopes(model: nn.Module, x: Tensor, v: dict[str, Tensor], params: dict[str, Tensor]) -> Tensor:
-    """``a = J_z v`` on the batch ``x`` at ``params`` by one JVP, BatchNorm on batch statistics."""
-    import warnings
-
-    from torch.func import functional_call, jvp
-
-    with _batch_stats(model), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
-        _, a = jvp(lambda p: functional_call(model, p, (x,)), (params,), (v,))
-    return a
-
-
-def _rho_from_slopes(a: Tensor) -> float:
-    spread = float((a.amax(-1) - a.amin(-1)).max())
-    return math.pi / spread if spread > 0 else math.inf
-
-
-class _BatchStatController(RadiusController):
-    """``RadiusController`` (``rho_set``) whose ``rho_a`` uses BatchNorm batch statistics."""
-
-    def _rho(self, x, direction, base):
-        a = batch_logit_slopes(self.model, x, dict(zip(self._names, direction)), dict(zip(self._names, base)))
-        return _rho_from_slopes(a)
-
-
-# --------------------------------------------------------------------------------------------
 # one run
 # --------------------------------------------------------------------------------------------
-@torch.no_grad()
-def _evaluate(model: nn.Module, data) -> tuple[float, float]:
-    was = model.training
-    model.eval()
-    loss, correct, n = 0.0, 0, 0
-    for x, y in data.test_batches():
-        z = model(x)
-        loss += float(Fn.cross_entropy(z, y, reduction="sum"))
-        correct += int((z.argmax(1) == y).sum())
-        n += len(y)
-    model.train(was)
-    return loss / n, correct / n
-
-
 def _train(kind: str, value: float, seed: int, cfg: Config, data, ctx: RunContext) -> dict:
     """One run: ``kind = "fixed"`` (eta = value) or ``"ctrl"`` (r_target = value)."""
     if cfg.dataset == "cifar10":
@@ -304,7 +244,8 @@ def _train(kind: str, value: float, seed: int, cfg: Config, data, ctx: RunContex
     params = [p for _, p in model.named_parameters()]
     opt = torch.optim.SGD(params, lr=value if kind == "fixed" else 1.0, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
-    ctrl = _BatchStatController(opt, model, value, mode="rho_set") if kind == "ctrl" else None
+    ctrl = (RadiusController(opt, model, value, mode="rho_set", radius_fn=batch_rho_a)
+            if kind == "ctrl" else None)
     stream = data.stream(ctx.torch_generator("batches", seed, device="cpu"))
     r_log, r_epoch, test_loss, test_acc, train_loss, eff_lr = [], [], [], [], [], []
     batch_index, stopped = 0, False
@@ -312,14 +253,12 @@ def _train(kind: str, value: float, seed: int, cfg: Config, data, ctx: RunContex
         losses = []
         for x, y in data.epoch(stream):
             batch_index += 1
-            opt.zero_grad(set_to_none=True)
-            loss = Fn.cross_entropy(model(x), y)
+            loss = cross_entropy_backward(model, opt, x, y)
             ctx.count_evals(1)
             if not torch.isfinite(loss):
                 stopped = True
                 break
-            loss.backward()
-            losses.append(float(loss.detach()))
+            losses.append(float(loss))
             logging = batch_index % cfg.log_every == 0
             if ctrl is not None:
                 try:
@@ -339,9 +278,8 @@ def _train(kind: str, value: float, seed: int, cfg: Config, data, ctx: RunContex
                         disp = [p.detach() - o for p, o in zip(params, old)]
                         tau = math.sqrt(sum(float(d.double().square().sum()) for d in disp))
                         if math.isfinite(tau) and tau > 0:
-                            a = batch_logit_slopes(model, x, {k: d / tau for k, d in zip(names, disp)},
-                                                   dict(zip(names, old)))
-                            r = tau / _rho_from_slopes(a)
+                            r = tau / batch_rho_a(model, x, {k: d / tau for k, d in zip(names, disp)},
+                                                  params=dict(zip(names, old)))
                             ctx.count_evals(1)
                         else:
                             r = math.inf
@@ -351,7 +289,7 @@ def _train(kind: str, value: float, seed: int, cfg: Config, data, ctx: RunContex
                 eff_lr.append(lr_now)
         if stopped:
             break
-        tl, ta = _evaluate(model, data)
+        tl, ta = evaluate(model, data.test_batches())
         test_loss.append(tl)
         test_acc.append(ta)
         train_loss.append(float(np.mean(losses)) if losses else math.nan)
@@ -369,22 +307,6 @@ def _train(kind: str, value: float, seed: int, cfg: Config, data, ctx: RunContex
 # --------------------------------------------------------------------------------------------
 # costs (Sections 4.5 and 8.6)
 # --------------------------------------------------------------------------------------------
-class _FDController(_BatchStatController):
-    """The same controller with the released code's one-sided FD ``rho_a`` (eps = 1e-4, two
-    forwards on batch statistics); used for the timing only."""
-
-    eps = 1e-4
-
-    def _rho(self, x, direction, base):
-        from torch.func import functional_call
-
-        p0 = dict(zip(self._names, base))
-        p1 = {k: b + self.eps * d for k, b, d in zip(self._names, base, direction)}
-        with torch.no_grad(), _batch_stats(self.model):
-            a = (functional_call(self.model, p1, (x,)) - functional_call(self.model, p0, (x,))) / self.eps
-        return _rho_from_slopes(a)
-
-
 def _flop_ratio(model: nn.Module, x: Tensor) -> float:
     """Matmul/convolution FLOPs of the logits' JVP / those of one forward (batch statistics)."""
     from torch.func import functional_call
@@ -392,11 +314,11 @@ def _flop_ratio(model: nn.Module, x: Tensor) -> float:
 
     params = {k: p.detach() for k, p in model.named_parameters()}
     v = {k: torch.ones_like(p) for k, p in params.items()}
-    with FlopCounterMode(display=False) as fc, torch.no_grad(), _batch_stats(model):
+    with FlopCounterMode(display=False) as fc, torch.no_grad(), batch_stats(model):
         functional_call(model, params, (x,))
     forward = fc.get_total_flops()
     with FlopCounterMode(display=False) as fc:
-        batch_logit_slopes(model, x, v, params)
+        batch_logit_slopes(model, x, v, params=params)
     return fc.get_total_flops() / forward
 
 
@@ -413,8 +335,9 @@ def _timings(cfg: Config, data, ctx: RunContext) -> dict:
     params = [p for p in model.parameters()]
     names = [k for k, _ in model.named_parameters()]
     opt = torch.optim.SGD(params, lr=1e-3, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    jvp_ctrl = _BatchStatController(opt, model, 1.0, mode="rho_set")
-    fd_ctrl = _FDController(opt, model, 1.0, mode="rho_set")
+    jvp_ctrl = RadiusController(opt, model, 1.0, mode="rho_set", radius_fn=batch_rho_a)
+    # the released code's one-sided FD rho_a (eps = 1e-4, two forwards on batch statistics)
+    fd_ctrl = RadiusController(opt, model, 1.0, mode="rho_set", radius_fn=batch_rho_a_fd)
 
     def direction():
         v = {k: torch.randn(p.shape, generator=gen, device="cpu").to(dev) for k, p in zip(names, params)}
@@ -425,11 +348,11 @@ def _timings(cfg: Config, data, ctx: RunContext) -> dict:
     v = direction()
 
     def forward():
-        with torch.no_grad(), _batch_stats(model):
+        with torch.no_grad(), batch_stats(model):
             functional_call(model, {k: p.detach() for k, p in zip(names, params)}, (x,))
 
     def jvp():
-        batch_logit_slopes(model, x, v, {k: p.detach() for k, p in zip(names, params)})
+        batch_logit_slopes(model, x, v, params={k: p.detach() for k, p in zip(names, params)})
 
     def step(ctrl=None):
         def run():

@@ -1,8 +1,8 @@
 """Hitting-time bound on piecewise-constant losses (reconstructed): geometric law, cap bound, trends,
 and the ES/SPSA zero-gradient stall.
 
-The paper's bound could not be read (digest section 3.4, [U]); the version checked is the digest's
-hypothesis as implemented in :mod:`theory.hitting_time`:
+The paper's bound could not be read (paper/polystep_reconstruction.md §3.4, [U]); the version checked is the
+hypothesis stated there, as implemented in :mod:`theory.hitting_time`:
 
 * staircases ``floor(||x||/w)`` (radial) and ``sum_i floor(|x_i|/w)`` (separable), ``w = 1``, start
   at level ``m0 = 20`` a fraction ``beta = 0.4`` of a step above the lower boundary
@@ -17,8 +17,8 @@ hypothesis as implemented in :mod:`theory.hitting_time`:
 * OpenAI-ES (8 antithetic pairs, ``sigma = 0.02 w``) and SPSA (``c = 0.02 w``), 1,000 iterations from
   the same starts (and, reported only, from uniformly random points of the level-20 shell).
 
-Scales: ``ci`` a 2 x 2 x 2 radial grid, 500 chains (seconds); ``cpu`` the digest's grid
-(``d_p in {2, 4, 8}``, simplex/orthoplex/cube, ``r_s/w in {0.5, 1, 2}``, separable orthoplex cells),
+Scales: ``ci`` a 2 x 2 x 2 radial grid, 500 chains (seconds); ``cpu`` the grid of check 1 of
+reconstruction §3.4 (``d_p in {2, 4, 8}``, simplex/orthoplex/cube, ``r_s/w in {0.5, 1, 2}``, separable orthoplex cells),
 2,000 chains, 20,000 one-step draws (about a minute); ``paper`` 10,000 chains and 100,000 draws.
 """
 

@@ -2,12 +2,12 @@
 
 ``ci``/``cpu`` scale: scikit-learn's 8x8 digits (real data, offline), MLP 64-32-10, hybrid subspace
 of rank 4, particles of dimension 8, orthoplex (V = 16), K = 1, softmax weights.  ``paper`` scale:
-the paper's MNIST sanity check (Table T5 of the digest: 784-128-10, rank 8, cosine schedules
+the paper's MNIST sanity check (§5.5; paper/polystep_reconstruction.md §4 T5 and §5.3: 784-128-10, rank 8, cosine schedules
 eps 10 -> 0.1, r_s 5 -> 1, r_p 10 -> 2, batch 512, 30 epochs), MNIST loaded by torchvision.
 
 Protocol: the model is selected on the validation split (accuracy every ``eval_every`` steps), the
 test split is touched once, by the selected model -- unlike the paper's shipped results, which
-report the maximum of per-epoch *test* accuracies (digest section 6 item 6).  Adam trains the same
+report the maximum of per-epoch *test* accuracies (paper/polystep_reconstruction.md §6 item 6).  Adam trains the same
 architecture on the same batches with backpropagation, as a reference line.
 
 Claims: ``polystep.t5_mnist_polystep`` and ``polystep.t5_mnist_adam`` (registered at paper scale:
@@ -26,7 +26,7 @@ import numpy as np
 
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
-from repro.tasks.training import train_classifier
+from repro.tasks.mlp_run import train_mlp
 
 ID = "quickstart_digits"
 TITLE = "Quickstart: an MLP trained by PolyStep (forward passes only) vs Adam"
@@ -63,7 +63,7 @@ CONFIGS = {
 def run(cfg: Config, ctx: RunContext) -> dict:
     out: dict = {"methods": {}}
     for method in ("PolyStep", "Adam"):
-        per_seed = [ctx.checkpoint(f"{method}-seed{s}", lambda s=s, m=method: train_classifier(m, cfg, s, ctx))
+        per_seed = [ctx.checkpoint(f"{method}-seed{s}", lambda s=s, m=method: train_mlp(m, cfg, s, ctx))
                     for s in cfg.seeds]
         out["methods"][method] = {
             "seeds": list(cfg.seeds), "runs": per_seed,

@@ -1,7 +1,8 @@
 """Theorem 4.1 (one-sided limit / solver continuum), as reconstructed: numerical checks of all its parts.
 
-The paper body of arXiv 2605.01928v1 was **not readable** (digest section 0); the statement checked
-is the reconstruction of digest section 3.1, implemented and documented in
+The paper body of arXiv 2605.01928v1 was **not readable** (paper/polystep_reconstruction.md §0); the
+statement checked is the reconstruction of Theorem 4.1 in paper/polystep_reconstruction.md §3.1,
+implemented and documented in
 :mod:`theory.one_sided_limit`. For ``C in R^{P x V}``, marginals ``a``, ``b``, ``eps > 0`` and
 ``lam in [0, inf]``::
 
@@ -68,7 +69,8 @@ class Config:
     tol: float = TIGHT_SOLVER["tol"]
     slope_window: tuple[float, float] = (1e-4, 1e-2)  # lam / eps window of the small-lam slope
     slope_points: int = 5
-    digest_window: tuple[float, float] = (1e-4, 1e-2)  # the digest's absolute lam window (reported)
+    #: absolute lam window of check 3 in paper/polystep_reconstruction.md §3.1 (reported, not judged)
+    check3_window: tuple[float, float] = (1e-4, 1e-2)
     ce_eps: float = 0.01                              # the counterexample (theory module, 6 x 8)
     ce_lam: float = 1.0
     ce_grid_eps: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -106,16 +108,17 @@ def _problem(cfg: Config, C: torch.Tensor, eps: float, lams: np.ndarray, a=None,
     P, V = C.shape
     path = lambda_path(C, eps, lams.tolist(), a=a, b=b, **opts)
     rel = eps * np.logspace(np.log10(cfg.slope_window[0]), np.log10(cfg.slope_window[1]), cfg.slope_points)
-    dig = np.logspace(np.log10(cfg.digest_window[0]), np.log10(cfg.digest_window[1]), cfg.slope_points)
+    check3_lams = np.logspace(np.log10(cfg.check3_window[0]), np.log10(cfg.check3_window[1]), cfg.slope_points)
     near_rel = lambda_path(C, eps, rel.tolist(), a=a, b=b, **opts)
-    near_dig = lambda_path(C, eps, dig.tolist(), a=a, b=b, **opts)
+    near_check3 = lambda_path(C, eps, check3_lams.tolist(), a=a, b=b, **opts)
     osc = [osc_kl_bound(C, lam, eps=eps, b=b) for lam in lams]
     fig = [figure_kl_bound(eps, lam, P, V) for lam in lams]
     return {
         "P": int(P), "V": int(V), "eps": float(eps), "uniform": a is None and b is None,
         "osc": float(C.max() - C.min()), "path": path,
         "osc_bound": np.asarray(osc), "figure_bound": np.asarray(fig),
-        "slope": _slope(rel, near_rel["dist_softmax"]), "slope_digest": _slope(dig, near_dig["dist_softmax"]),
+        "slope": _slope(rel, near_rel["dist_softmax"]),
+        "slope_check3": _slope(check3_lams, near_check3["dist_softmax"]),
         "slope_converged": bool(near_rel["converged"].all()),
         "converged": bool(path["converged"].all()),
     }
@@ -183,7 +186,7 @@ def _run(cfg: Config, ctx: RunContext) -> dict:
         trials = [softmax_vs_ot_gap(cfg.gap_P, V, cfg.gap_eps, 1, gen) for _ in range(cfg.gap_trials)]
         gaps[str(V)] = np.stack(trials)  # [trials, len(gap_P)]
     return {"lams": lams, "problems": problems, "counterexample": counterexample,
-            "slope_window": np.asarray(cfg.slope_window), "digest_window": np.asarray(cfg.digest_window),
+            "slope_window": np.asarray(cfg.slope_window), "check3_window": np.asarray(cfg.check3_window),
             "gap": {"P": np.asarray(cfg.gap_P), "eps": cfg.gap_eps, "claim_V": cfg.gap_claim_V, "trials": gaps}}
 
 
@@ -308,27 +311,28 @@ def _sinkhorn_limit(results: dict) -> dict:
 @claim("polystep.thm41_small_lambda_linear")
 def _small_lambda_linear(results: dict) -> dict:
     ok = _converged(results)
-    band = get_claim("polystep.thm41_small_lambda_linear")  # the digest window is judged by the same band
+    band = get_claim("polystep.thm41_small_lambda_linear")  # the check-3 window is judged by the same band
     slopes = np.asarray([p["slope"] if p["slope_converged"] else math.nan for p in ok])
-    digest = np.asarray([p["slope_digest"] for p in ok])
+    check3 = np.asarray([p["slope_check3"] for p in ok])
     worst = float(slopes[np.nanargmax(np.abs(slopes - 1))]) if np.any(np.isfinite(slopes)) else math.nan
-    miss = ~(np.abs(digest - band.paper_value) <= band.tolerance)
-    bad_dig = int(np.sum(miss))
+    miss = ~(np.abs(check3 - band.paper_value) <= band.tolerance)
+    check3_misses = int(np.sum(miss))
     miss_eps = sorted({p["eps"] for p, m in zip(ok, miss) if m})
     return {"value": worst,
             "detail": f"slope of log||P_lam - P_0||_inf vs log lam for lam/eps in "
                       f"[{results['slope_window'][0]:g}, {results['slope_window'][1]:g}]; "
                       f"the slope farthest from 1 of {len(slopes)} problems (median {np.nanmedian(slopes):.3f}); "
-                      f"on the digest's absolute window lam in "
-                      f"[{results['digest_window'][0]:g}, {results['digest_window'][1]:g}] {bad_dig} of {len(digest)} "
-                      f"problems miss {band.paper_value:g} +- {band.tolerance:g} (range {np.nanmin(digest):.2f}.."
-                      f"{np.nanmax(digest):.2f}"
-                      + (f"; misses at eps in {miss_eps}, where that window reaches lam/eps ~ 1)" if bad_dig else ")"),
+                      f"on check 3's absolute window lam in "
+                      f"[{results['check3_window'][0]:g}, {results['check3_window'][1]:g}] (reconstruction §3.1) "
+                      f"{check3_misses} of {len(check3)} "
+                      f"problems miss {band.paper_value:g} +- {band.tolerance:g} (range {np.nanmin(check3):.2f}.."
+                      f"{np.nanmax(check3):.2f}"
+                      + (f"; misses at eps in {miss_eps}, where that window reaches lam/eps ~ 1)" if check3_misses else ")"),
             "evidence": {**_common_evidence(results),
                          "nonfinite_slopes": int(np.sum(~np.isfinite(slopes))),
                          "min_slope": float(np.nanmin(slopes)) if np.any(np.isfinite(slopes)) else math.nan,
                          "max_slope": float(np.nanmax(slopes)) if np.any(np.isfinite(slopes)) else math.nan,
-                         "digest_window_misses": bad_dig}}
+                         "check3_window_misses": check3_misses}}
 
 
 @claim("polystep.thm41_figure_kl_bound")

@@ -1,8 +1,9 @@
 """Theorem 4.2 (rate O(log T/sqrt T)), as reconstructed: decaying-radius PolyStep runs, rate fits,
 the jitter condition and the constant-radius ablation.
 
-The paper body was **not readable** (digest section 0); the version checked is the digest's "most
-plausible reading" (section 3.2, checks 1-4), implemented in :mod:`theory.rates`:
+The paper body was **not readable** (paper/polystep_reconstruction.md §0); the version checked is the "most
+plausible reading" of Theorem 4.2 in paper/polystep_reconstruction.md §3.2 (checks 1-4), implemented in
+:mod:`theory.rates`:
 
 * PolyStep (softmax, orthoplex, ``K = 1``) with ``r_s = r_p = r0/sqrt(t+1)`` (``InverseSqrt``,
   ``radius_mode="absolute"``), a **fixed** ``eps`` and probe jitter ``eta_max = 0.05``, on independent
@@ -24,7 +25,7 @@ Main settings (fixed before running, package defaults): ``r0 = 1`` (``PolyStepCo
 (Rosenbrock).
 
 Scales: ``ci`` T = 1000, 5 seeds, D = 8 only (seconds); ``cpu`` T = 10^4, 20 seeds, D in {8, 32}
-(the digest's check; measured 73 s at load average 3 and 155 s at load average 7 on 2 shared cores);
+(check 1 of reconstruction §3.2; measured 73 s at load average 3 and 155 s at load average 7 on 2 shared cores);
 ``paper`` T = 10^5, 20 seeds.
 """
 

@@ -1,8 +1,11 @@
 """The scikit-learn ``digits`` data set (8x8 handwritten digits, 1797 samples, offline).
 
 It stands in for MNIST at ``ci``/``cpu`` scale: it ships with scikit-learn, so the reproduction
-package runs without internet. :func:`load_digits_split` returns a stratified train/val/test
-:class:`DataSplit` whose features are standardised with *training* statistics only.
+package runs without internet.  :func:`load_digits_split` is the one loader of every experiment:
+a stratified train/val/test :class:`DataSplit` whose features are standardised with *training*
+statistics only (the PolyStep experiments), or, with ``standardise=False, val_fraction=0``, the
+released ghosts-of-softmax code's preprocessing: pixels / 16 and one stratified
+``train_test_split(test_size, random_state=seed)`` (arXiv 2603.13552's released experiments).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["DataSplit", "load_digits_split", "stratified_three_way_split", "STD_FLOOR"]
+__all__ = ["DataSplit", "load_digits_split", "stratified_split", "STD_FLOOR"]
 
 #: Lower bound on the per-feature scale used for standardisation (pixel units after ``/ 16``):
 #: ``scale = max(std_train, STD_FLOOR)``. Half an intensity level (1/32) rather than a tiny
@@ -73,25 +76,34 @@ def _split_seeds(seed: int) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def stratified_three_way_split(
+def stratified_split(
     y: np.ndarray, *, seed: int, val_fraction: float, test_fraction: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified indices ``(train, val, test)`` of ``len(y)`` samples, deterministic in ``seed``.
 
-    First ``test_fraction`` of all samples is held out as test, then ``val_fraction`` of all samples
-    (i.e. ``val_fraction / (1 - test_fraction)`` of the remainder) as validation; both splits are
-    stratified by ``y`` (``sklearn.model_selection.train_test_split``, which rounds test sizes up).
-    Each index array is sorted.
+    Every split is ``sklearn.model_selection.train_test_split`` stratified by ``y`` (it rounds test
+    sizes up); each index array is sorted.
+
+    * ``val_fraction = 0``: one split, ``train_test_split(arange(n), test_size=test_fraction,
+      stratify=y, random_state=seed)`` -- ``seed`` is sklearn's ``random_state`` itself, as in the
+      released ghosts-of-softmax scripts; ``val`` is empty.
+    * ``val_fraction > 0``: first ``test_fraction`` of all samples is held out as test, then
+      ``val_fraction`` of all samples (i.e. ``val_fraction / (1 - test_fraction)`` of the remainder)
+      as validation, the two splits seeded by two 32-bit seeds drawn from ``SeedSequence(seed)``.
     """
     from sklearn.model_selection import train_test_split
 
-    for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 < float(frac) < 1.0:
-            raise ValueError(f"{name} must be in (0, 1), got {frac!r}")
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction!r}")
-    s_test, s_val = _split_seeds(seed)
     idx = np.arange(len(y))
+    if val_fraction == 0:
+        train, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
+        return np.sort(train), idx[:0], np.sort(test)
+    s_test, s_val = _split_seeds(seed)
     rest, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=s_test)
     train, val = train_test_split(
         rest, test_size=val_fraction / (1.0 - test_fraction), stratify=y[rest], random_state=s_val
@@ -113,20 +125,26 @@ def _raw_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_digits_split(
-    *, seed: int, val_fraction: float = 0.2, test_fraction: float = 0.2, dtype: torch.dtype = torch.float32
+    *, seed: int, val_fraction: float = 0.2, test_fraction: float = 0.2, standardise: bool = True,
+    dtype: torch.dtype = torch.float32
 ) -> DataSplit:
-    """Load scikit-learn's digits as a stratified, train-standardised :class:`DataSplit`.
+    """Load scikit-learn's digits as a stratified :class:`DataSplit` (:func:`stratified_split`).
 
-    Preprocessing: pixels (0..16) are divided by 16, then every feature is standardised with the
-    training split's statistics, ``x' = (x - mean_train) / max(std_train, STD_FLOOR)`` (population
-    std; ``STD_FLOOR = 1/32`` keeps nearly constant border pixels from exploding, see its comment).
-    Validation and test data never influence the statistics. With the defaults the sizes are
-    1077 / 360 / 360.
+    Preprocessing: pixels (0..16) are divided by 16 (values in [0, 1]); with ``standardise`` every
+    feature is then standardised with the training split's statistics,
+    ``x' = (x - mean_train) / max(std_train, STD_FLOOR)`` (population std; ``STD_FLOOR = 1/32``
+    keeps nearly constant border pixels from exploding, see its comment).  Validation and test data
+    never influence the statistics.  With the defaults the sizes are 1077 / 360 / 360.
+
+    ``standardise=False, val_fraction=0`` is the released ghosts-of-softmax code's loader (``X/16``,
+    ``train_test_split(test_size=test_fraction, stratify=y, random_state=seed)``): test fraction
+    0.3 gives 1257 / 0 / 540 samples, 0.2 gives 1437 / 0 / 360.
 
     Args:
         seed: seed of the split (same seed, same split; no global RNG is touched).
-        val_fraction: fraction of all samples used for validation.
+        val_fraction: fraction of all samples used for validation (0: no validation part).
         test_fraction: fraction of all samples used for testing.
+        standardise: standardise with training statistics (else pixels / 16).
         dtype: floating dtype of the feature tensors (computation is in float64).
 
     Returns:
@@ -135,11 +153,13 @@ def load_digits_split(
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     x, y = _raw_digits()
-    train, val, test = stratified_three_way_split(y, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-    mean = x[train].mean(axis=0)
-    std = x[train].std(axis=0)
-    scale = np.maximum(std, STD_FLOOR)
-    z = (x - mean) / scale
+    train, val, test = stratified_split(y, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    z = x
+    if standardise:
+        mean = x[train].mean(axis=0)
+        std = x[train].std(axis=0)
+        scale = np.maximum(std, STD_FLOOR)
+        z = (x - mean) / scale
 
     def tx(i: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(z[i]).to(dtype)

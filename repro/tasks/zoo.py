@@ -1,7 +1,7 @@
 """Six small classifiers for 8x8 digits (input ``[B, 64]`` standardised pixels, 10 classes).
 
 The "ghosts of softmax" figures 1, 7 and 10 compare six architectures whose generator code the
-authors never released; these are the documented reconstructions (digest section 4.3):
+authors never released; these are the documented reconstructions (paper/ghosts_notes.md §4.3):
 
 =================  ==========================================================================
 ``linear``         Linear(64, 10)

@@ -56,7 +56,9 @@ def test_bench_step_ci() -> None:
     assert claims.measure(bench_step.ID, stored["results"]) == {}
 
 
-def test_reference_configuration_matches_digest_budget() -> None:
+def test_reference_configuration_matches_reconstruction_budget() -> None:
+    """The cpu configuration times the 784-128-10 MLP with the rank-4 subspace (the 8,688-evaluation
+    row of paper/polystep_reconstruction.md §2.13) and rank 8, each with both bases."""
     cfg = bench_step.CONFIGS["cpu"]
     assert cfg.sizes == (784, 128, 10) and cfg.batch_size == 64 and cfg.rows[0] == ("mlp", 4, "qr")
     # both ranks of the issue, each with the paper's dense projection and the structured basis

@@ -62,6 +62,20 @@ def test_output_radius_matches_the_shared_jvp_radius() -> None:
     assert model.blocks[0].attn.last_logits is None and not model.blocks[0].attn.keep_logits
 
 
+def test_min_radius_fn_is_the_minimum_and_reports_all_radii() -> None:
+    from repro.tasks.zoo import build
+
+    model = build("transformer", torch.Generator().manual_seed(7))
+    x = torch.rand(12, 64, generator=torch.Generator().manual_seed(8))
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    v = {k: torch.randn(p.shape, generator=torch.Generator().manual_seed(9)) for k, p in params.items()}
+    radii = exp.transformer_radii(model, x, v, params)
+    for use in (exp.RADII, ("out",)):
+        rho, reported = exp.min_radius_fn(use, 0.01)(model, x, v, params=params)
+        assert reported == radii and rho == min(radii[k] for k in use)
+    assert len(set(radii.values())) == 3  # three different radii: the choice of `use` matters
+
+
 def test_attention_and_ffn_radii_match_finite_differences() -> None:
     from repro.tasks.zoo import build
 

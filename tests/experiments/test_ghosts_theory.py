@@ -1,7 +1,7 @@
 """ghosts_theory: every theory claim is measured once, by the function that carries its id; the
 measurements have the mathematical properties the claims are about (exact closed forms, the
-counterexamples); every registered rule evaluates on its measurement and gives the digest's verdict
-and the committed sidecar's."""
+counterexamples); every registered rule evaluates on its measurement and gives the verdict expected
+from the paper and paper/ghosts_notes.md, and the committed sidecar's."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_one_measuring_function_per_claim_at_its_id(results, ms) -> None:
 
 def test_every_rule_evaluates_and_gives_the_expected_verdict(ms) -> None:
     """The registered rule (not the measuring code) decides: it evaluates on each measurement, the
-    evidence it names exists, and it gives the digest's finding (``expected_verdict``)."""
+    evidence it names exists, and it gives the expected finding (``expected_verdict``)."""
     for cid, m in ms.items():
         assert set(m) == {"value", "detail", "evidence"}, cid
         claim = get_claim(cid)

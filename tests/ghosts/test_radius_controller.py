@@ -3,12 +3,16 @@
 Checks: the realized step obeys ||step|| <= r_target * rho_a(step direction) (C7 through
 the controller), the inner optimizer's state stays what a plain optimizer would hold,
 state_dict round trips, a step where no cap fires is bit-identical to a plain step, and
-the three modes behave as the digest describes (sections 2.8, 4.4, 4.5, 4.8, 4.9).
+the three modes behave as Prop. 5.2 and the authors' released controllers do
+(paper/ghosts_notes.md §2.8, §4.4, §4.5, §4.8, §4.9); the radius function is an argument
+(``radius_fn``): a custom one is honoured, its further radii are recorded, and bad ones fail
+clearly.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import math
 
@@ -157,7 +161,8 @@ def test_state_dict_round_trip_and_uncapped_step_after_caps(opt_name):
 
 
 def test_rho_set_mode_sets_the_step_length():
-    """rho-set variant (digest 2.8, Table 3 / Fig 11): ||step|| = r_target rho_a, up or down."""
+    """rho-set variant (paper/ghosts_notes.md §2.8; Table 3 / Fig. 11): ||step|| = r_target rho_a,
+    up or down."""
     for lr, expect_up in ((1e-5, True), (1e4, False)):
         model, x, y = make_problem(4)
         ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), model, 2.0,
@@ -171,7 +176,8 @@ def test_rho_set_mode_sets_the_step_length():
 
 
 def test_gradient_direction_mode_is_the_released_controller():
-    """archgrid controller (digest 4.5 / error 13): lr scaled by min(1, rho_a(g)/(lr ||g||)).
+    """archgrid controller (paper/ghosts_notes.md §4.5, §5 item 13): lr scaled by
+    min(1, rho_a(g)/(lr ||g||)).
 
     With plain SGD the realized step is lr s ||g|| = min(lr ||g||, rho_a): capped.  With Adam the
     realized step is not lr ||g||, so the realized r exceeds 1 although the LR was "capped";
@@ -262,15 +268,122 @@ def test_zero_step_and_validation():
         ctrl.load_state_dict({"inner": opt.state_dict()})
 
 
-def test_fd_rho_method_agrees_with_jvp():
+def test_fd_radius_fn_agrees_with_the_default_jvp_radius():
     model, x, y = make_problem(10)
     twin = copy.deepcopy(model)
     c1 = RadiusController(torch.optim.Adam(model.parameters(), lr=0.5), model, 1.0, rho_inputs=x)
-    c2 = RadiusController(torch.optim.Adam(twin.parameters(), lr=0.5), twin, 1.0, rho_inputs=x, rho_method="fd")
+    c2 = RadiusController(torch.optim.Adam(twin.parameters(), lr=0.5), twin, 1.0, rho_inputs=x,
+                          radius_fn=functools.partial(model_rho_a, method="fd"))
+    assert c1.radius_fn is model_rho_a  # the JVP radius is the default
     c1.step(closure_for(model, c1.inner, x, y))
     c2.step(closure_for(twin, c2.inner, x, y))
+    assert c1.history[-1]["capped"]
     # float64 central differences, h = 6e-6: relative error ~1e-10
     assert c1.history[-1]["rho_a"] == pytest.approx(c2.history[-1]["rho_a"], rel=1e-8)
+    torch.testing.assert_close(flat(model), flat(twin), rtol=1e-8, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------------
+# radius_fn: a custom radius function, its arguments, further radii, bad values
+# ----------------------------------------------------------------------------------
+
+
+class RecordingRadius:
+    """A radius function returning a fixed radius (and further radii), recording its calls."""
+
+    def __init__(self, rho, radii=None):
+        self.rho, self.radii, self.calls = rho, radii, []
+
+    def __call__(self, model, x, v, *, params):
+        self.calls.append({"model": model, "x": x, "v": {k: t.clone() for k, t in v.items()},
+                           "params": {k: t.clone() for k, t in params.items()}})
+        return self.rho if self.radii is None else (self.rho, self.radii)
+
+
+@pytest.mark.parametrize("mode", ["actual_step", "rho_set", "gradient_direction"])
+def test_custom_radius_fn_is_honoured(mode):
+    """The step is capped (or set) at r_target times the custom radius, and the function gets the
+    model, the sample set, a unit direction and the start point theta_old."""
+    model, x, y = make_problem(12)
+    radius = RecordingRadius(1e-3)
+    ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=1.0), model, 0.5, mode=mode,
+                            rho_inputs=x, radius_fn=radius)
+    theta0 = {k: p.detach().clone() for k, p in model.named_parameters()}
+    ctrl.step(closure_for(model, ctrl.inner, x, y))
+    step = flat(model) - torch.cat([t.reshape(-1) for t in theta0.values()])
+    assert float(step.norm()) == pytest.approx(0.5 * 1e-3, rel=1e-10)
+    h = ctrl.history[-1]
+    assert h["rho_a"] == 1e-3 and h["radii"] == {} and h["r"] == pytest.approx(0.5, rel=1e-10)
+    (call,) = radius.calls
+    assert call["model"] is model and call["x"] is x
+    assert list(call["v"]) == [k for k, _ in model.named_parameters()] == list(call["params"])
+    unit = torch.cat([t.reshape(-1) for t in call["v"].values()])
+    assert float(unit.norm()) == pytest.approx(1.0, rel=1e-12)
+    for k, p in call["params"].items():
+        torch.testing.assert_close(p, theta0[k], rtol=0, atol=0)  # theta_old, not theta_new
+    if mode != "gradient_direction":  # the direction of the proposal p = lr * (-grad) for SGD
+        torch.testing.assert_close(unit, step / step.norm(), rtol=0, atol=1e-12)
+
+
+def test_further_radii_are_recorded_and_round_trip():
+    model, x, y = make_problem(13)
+    radius = RecordingRadius(2e-3, {"out": 2e-3, "attn": 0.5})
+    ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=1.0), model, 1.0, mode="rho_set",
+                            rho_inputs=x, radius_fn=radius)
+    ctrl.step(closure_for(model, ctrl.inner, x, y))
+    assert ctrl.history[-1]["radii"] == {"out": 2e-3, "attn": 0.5}
+    state = ctrl.state_dict()
+    state["history"][-1]["radii"]["out"] = -1.0  # the state dict holds a copy of the history
+    assert ctrl.history[-1]["radii"]["out"] == 2e-3
+
+
+def test_infinite_radius_means_no_limit():
+    model, x, y = make_problem(14)
+    twin = copy.deepcopy(model)
+    ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=0.1), model, 1.0, rho_inputs=x,
+                            radius_fn=RecordingRadius(math.inf))
+    plain = torch.optim.SGD(twin.parameters(), lr=0.1)
+    ctrl.step(closure_for(model, ctrl.inner, x, y))
+    plain.step(closure_for(twin, plain, x, y))
+    torch.testing.assert_close(flat(model), flat(twin), rtol=0, atol=0)
+    assert not ctrl.history[-1]["capped"] and ctrl.history[-1]["r"] == 0.0
+
+
+def test_non_callable_radius_fn_is_refused():
+    model, x, _ = make_problem(15)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="radius_fn must be callable"):
+        RadiusController(opt, model, 1.0, rho_inputs=x, radius_fn=0.5)
+    with pytest.raises(ValueError, match="radius_fn must be callable"):
+        RadiusController(opt, model, 1.0, rho_inputs=x, radius_fn="jvp")
+
+
+BAD_RADII = [
+    (math.nan, r"returned rho_a = nan; a radius must be > 0"),
+    (-0.1, r"returned rho_a = -0.1; a radius must be > 0"),
+    (0.0, r"returned rho_a = 0.0; a radius must be > 0"),
+    ("0.1", r"must return a number, got str"),
+    (None, r"must return a number, got NoneType"),
+    (True, r"must return a number, got bool"),
+    ((0.1, 0.2, 0.3), r"not a pair \(radius, \{name: value\}\)"),
+    ((0.1, [0.2]), r"not a pair \(radius, \{name: value\}\)"),
+    ((0.1, {"out": "small"}), r"further radii that are not numbers"),
+    ((math.nan, {"out": 0.1}), r"returned rho_a = nan"),
+]
+
+
+@pytest.mark.parametrize("mode", ["actual_step", "rho_set", "gradient_direction"])
+@pytest.mark.parametrize("bad, message", BAD_RADII, ids=[repr(b) for b, _ in BAD_RADII])
+def test_bad_radius_values_fail_clearly_and_restore_the_parameters(mode, bad, message):
+    model, x, y = make_problem(16)
+    ctrl = RadiusController(torch.optim.SGD(model.parameters(), lr=1.0), model, 1.0, mode=mode,
+                            rho_inputs=x, radius_fn=lambda model, x, v, *, params: bad)
+    theta0 = flat(model)
+    with pytest.raises(ValueError, match=message):
+        ctrl.step(closure_for(model, ctrl.inner, x, y))
+    assert "lambda" in str(ctrl.radius_fn.__qualname__)
+    torch.testing.assert_close(flat(model), theta0, rtol=0, atol=0)
+    assert ctrl.history == []
 
 
 # ----------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Checks C1-C12 of the ghosts-of-softmax digest and its reference tables.
+"""Checks C1-C12 of the ghosts-of-softmax notes (paper/ghosts_notes.md §2) and their reference tables.
 
-Reference values come from /work/shared/papers/ghosts_of_softmax.md (digest of Sao,
-arXiv:2603.13552); "[verified]" values there were computed with mpmath/scipy by the digest
-author.  Each tolerance carries a comment on where it comes from.  Paper claims that fail
+Reference values for Sao, "Ghosts of Softmax" (arXiv:2603.13552) are those of
+paper/ghosts_notes.md §2; the "[verified]" ones there were computed independently with
+mpmath/scipy.  Each tolerance carries a comment on where it comes from.  Paper claims that fail
 are normal tests asserting the counterexample, tagged with the claim id of
 paper/claims.toml.
 """
@@ -42,7 +42,7 @@ def F_mp(z, a, t, dps=50):
 
 
 def random_instance(rng):
-    """Digest C4 generator: n in [2, 11], log-uniform logit and slope scales in [0.1, 10]."""
+    """The C4 generator of paper/ghosts_notes.md §2.5: n in [2, 11], log-uniform logit and slope scales in [0.1, 10]."""
     n = int(rng.integers(2, 12))
     z = rng.normal(size=n) * 10 ** rng.uniform(-1, 1)
     a = rng.normal(size=n) * 10 ** rng.uniform(-1, 1)
@@ -53,7 +53,7 @@ def random_instance(rng):
 # C1: Cauchy-Hadamard, inside vs outside the radius (Thm 2.1, claim ghosts.thm21_binary_logpartition_radius)
 # ----------------------------------------------------------------------------------
 
-C1_TABLE = {  # |T_n(r pi) - log(1 + e^{r pi})| for n = 5, 10, 20, 40, 60 (digest 2.1, 2 digits)
+C1_TABLE = {  # |T_n(r pi) - log(1 + e^{r pi})| for n = 5, 10, 20, 40, 60 (paper/ghosts_notes.md §2.1, 2 digits)
     0.5: [4.4e-3, 3.4e-5, 1.8e-8, 8.7e-15, 5.6e-21],
     0.9: [0.11, 2.8e-2, 5.1e-3, 3.2e-4, 2.6e-5],
     1.1: [0.32, 0.26, 0.35, 1.2, 5.5],
@@ -73,7 +73,7 @@ def test_c1_taylor_converges_inside_diverges_outside():
             x = mpmath.mpf(r) * mpmath.pi
             exact = mpmath.log(1 + mpmath.exp(x))
             err = [float(abs(mpmath.fsum(c[k] * x**k for k in range(n + 1)) - exact)) for n in C1_ORDERS]
-            # the digest prints 2 significant digits -> 5% relative
+            # the notes print 2 significant digits -> 5% relative
             np.testing.assert_allclose(err, expected, rtol=0.05)
             if r < 1:
                 assert all(e1 > e2 for e1, e2 in zip(err, err[1:])), f"r={r}: error must decrease with n"
@@ -82,7 +82,7 @@ def test_c1_taylor_converges_inside_diverges_outside():
 
 
 def test_binary_logpartition_radius_about_x0_and_sigmoid_at_pi():
-    # log(1+e^x) about x0 has radius sqrt(x0^2 + pi^2) (digest 2.1): Thm 4.3 with delta=x0, D=1
+    # log(1+e^x) about x0 has radius sqrt(x0^2 + pi^2) (paper/ghosts_notes.md §2.1): Thm 4.3 with delta=x0, D=1
     for x0 in (0.0, 1.0, -3.0, 7.5):
         zeros = sr.nearest_zeros([x0, 0.0], [1.0, 0.0])
         np.testing.assert_allclose(np.abs(zeros), math.hypot(x0, PI), rtol=1e-14)
@@ -106,7 +106,7 @@ def test_fig2_pole_radius():
 # C2: binary closed form vs root finding (Thm 4.3, ghosts.thm43_binary_exact_radius)
 # ----------------------------------------------------------------------------------
 
-BINARY_REFERENCE = [  # (z_y, z_c, a_y, a_c) -> nearest zero (Im > 0), rho*  (digest 2.3, [verified])
+BINARY_REFERENCE = [  # (z_y, z_c, a_y, a_c) -> nearest zero (Im > 0), rho*  (paper/ghosts_notes.md §2.3, [verified])
     ((0, 0, 1, 0), complex(0, PI), PI),
     ((2, 0, 0.7, -0.5), complex(-1.6667, 2.6180), 3.103493),
     ((-3, 1, -2, 1), complex(-1.3333, 1.0472), 1.695406),
@@ -119,7 +119,7 @@ def test_c2_binary_reference_zeros(case):
     (zy, zc, ay, ac), zero, rho = case
     zeros = sr.nearest_zeros([zy, zc], [ay, ac])
     assert zeros.shape == (2,)
-    # digest prints 4-5 decimals
+    # the notes print 4-5 decimals
     np.testing.assert_allclose(zeros[1], zero, atol=5e-5)
     np.testing.assert_allclose(zeros[0], np.conj(zero), atol=5e-5)
     assert sr.exact_radius([zy, zc], [ay, ac]) == pytest.approx(rho, abs=5e-7)
@@ -169,7 +169,7 @@ def test_thm43_minimum_at_zero_margin():
 # C3: Taylor-coefficient radius estimators (Prop 4.2 through Cauchy-Hadamard)
 # ----------------------------------------------------------------------------------
 
-C3_TABLE = [  # (delta, D): closed, plain, corrected, envelope  (digest 2.3, N = 200)
+C3_TABLE = [  # (delta, D): closed, plain, corrected, envelope  (paper/ghosts_notes.md §2.3, N = 200)
     ((0, 1), 3.14159, 3.2148, 3.1199, 3.14159),
     ((2, 1), 3.72419, 3.8117, 3.6988, 3.72389),
     ((5, 0.5), 11.8101, 12.0896, 11.7300, 11.8104),
@@ -184,9 +184,9 @@ def test_c3_taylor_radius_estimators(row):
     est = (sr.radius_root_test(c), sr.radius_root_test_corrected(c), sr.radius_envelope_fit(c))
     exact = sr.binary_radius(delta, d)
     assert exact == pytest.approx(closed, abs=6e-5)
-    # the same estimator definitions reproduce the digest's printed values (5 significant digits)
+    # the same estimator definitions reproduce the notes' printed values (5 significant digits)
     np.testing.assert_allclose(est, [plain, corrected, envelope], rtol=1e-4)
-    # digest tolerances: (a) 5% (biased high by ~ln n / n), (b) 2%, (c) 0.5%
+    # tolerances of the notes: (a) 5% (biased high by ~ln n / n), (b) 2%, (c) 0.5%
     assert est[0] == pytest.approx(exact, rel=0.05) and est[0] > exact
     assert est[1] == pytest.approx(exact, rel=0.02)
     assert est[2] == pytest.approx(exact, rel=0.005)
@@ -203,7 +203,7 @@ def test_c3_estimators_input_validation():
 # C4: multiclass zero finder, Thm 4.6 bound and strip, reference table, stress test
 # ----------------------------------------------------------------------------------
 
-MULTICLASS_TABLE = [  # z, a, pi/Delta_a, rho*, nearest zero, Taylor envelope (digest 2.5, [verified])
+MULTICLASS_TABLE = [  # z, a, pi/Delta_a, rho*, nearest zero, Taylor envelope (paper/ghosts_notes.md §2.5, [verified])
     ((0, 1, -1, 0.5), (0.3, -0.7, 1.2, 0), 1.6534698, 3.1584550, complex(1.587418, 2.730557), 3.1619),
     ((2, 0, 0, 0, 0), (1, -1, 0.5, 0, -0.25), 1.5707963, 2.2588862, complex(-0.979250, 2.035592), 2.2591),
     ((5, -1, 0.3), (-0.5, 2, 0.1), 1.2566371, 2.7237996, complex(2.411183, 1.266997), 2.7192),
@@ -226,8 +226,8 @@ def test_c4_multiclass_reference_table(row):
     assert sr.count_zeros(z, a, rho * (1 + 1e-6)) == 2
     # strip: |Im t| >= pi/Delta_a
     assert np.all(np.abs(zeros.imag) >= bound * (1 - 1e-12))
-    # Taylor envelope fit of log F (N = 200): within 0.5% of rho* (digest C4), and our fit
-    # reproduces the digest's printed envelope value within 0.1% (fit details may differ)
+    # Taylor envelope fit of log F (N = 200): within 0.5% of rho* (check C4, paper/ghosts_notes.md §2.5),
+    # and our fit reproduces the notes' printed envelope value within 0.1% (fit details may differ)
     est = sr.radius_envelope_fit(sr.logpartition_taylor(z, a, 200))
     assert est == pytest.approx(rho, rel=0.005)
     assert est == pytest.approx(envelope, rel=1e-3)
@@ -252,7 +252,7 @@ THREE_CLASS = [(0.01, 1.5757963), (0.5, 1.8234766), (1, 2.0943951), (2, PI), (3,
 
 @pytest.mark.parametrize("w2,rho", THREE_CLASS)
 def test_symmetric_three_class_family(w2, rho):
-    # a = (-1, 0, 1), w = (1, w2, 1): F = 2 cosh t + w2 (digest 2.5)
+    # a = (-1, 0, 1), w = (1, w2, 1): F = 2 cosh t + w2 (paper/ghosts_notes.md §2.5)
     z, a = (0.0, math.log(w2), 0.0), (-1.0, 0.0, 1.0)
     closed = math.acos(-w2 / 2) if w2 <= 2 else math.hypot(math.acosh(w2 / 2), PI)
     assert closed == pytest.approx(rho, abs=5e-8)
@@ -273,7 +273,7 @@ def test_two_valued_slopes_reduce_to_binary():
     z, a = (0.3, -1.0, 2.0, 0.5), (0.0, 0.0, 1.0, 1.0)
     w_lo, w_hi = math.exp(0.3) + math.exp(-1.0), math.exp(2.0) + math.exp(0.5)
     closed = sr.binary_radius(math.log(w_lo / w_hi), 1.0)
-    assert closed == pytest.approx(3.5533855, abs=5e-8)  # digest 2.5
+    assert closed == pytest.approx(3.5533855, abs=5e-8)  # paper/ghosts_notes.md §2.5
     assert sr.exact_radius(z, a) == pytest.approx(closed, rel=1e-13)
     np.testing.assert_allclose(sr.nearest_zeros(z, a)[1], complex(-1.6604, PI), atol=5e-5)
 
@@ -288,18 +288,18 @@ def test_c4_random_stress_bound_and_strip():
         assert sr.count_zeros(z, a, bound * (1 - 1e-9)) == 0
         zeros = sr.nearest_zeros(z, a)
         assert zeros.size >= 2 and np.allclose(np.sort_complex(zeros), np.sort_complex(zeros.conj()))
-        # strip |Im t| >= pi/Delta_a, rel 1e-9 (the digest's tolerance; zeros are exact to ~1e-15)
+        # strip |Im t| >= pi/Delta_a, rel 1e-9 (the tolerance of check C4; zeros are exact to ~1e-15)
         assert np.all(np.abs(zeros.imag) >= bound * (1 - 1e-9))
         ratios.append(np.abs(zeros).min() / bound)
     ratios = np.array(ratios)
     assert ratios.min() >= 1 - 1e-9
-    assert ratios.min() < 1.01  # the bound is approached (digest: min ratio 1.00025)
+    assert ratios.min() < 1.01  # the bound is approached (notes: min ratio 1.00025)
 
 
 def test_c4_random_taylor_envelope_agrees():
     """Prop 4.2 (ghosts.prop42_radius_from_partition_zeros): Taylor radius of log F = min |zero|.
 
-    Tolerance 1%: the envelope fit at N = 200 is within 0.5% on the digest's instances; on
+    Tolerance 1%: the envelope fit at N = 200 is within 0.5% on the reference instances; on
     random ones a second zero pair within a few % of rho* beats with the first and costs
     up to ~0.7% (seen: 0.62% worst of 60).
     """
@@ -385,7 +385,7 @@ def test_eq13_top2_not_a_bound_for_multiclass():
     z, a = (0, 1, -1, 0.5), (0.3, -0.7, 1.2, 0)
     rho = sr.exact_radius(z, a)
     top2 = [sr.top2_radius(z, a, y) for y in range(4)]
-    np.testing.assert_allclose(top2, [3.297, 4.544, 1.960, 4.544], atol=5e-4)  # digest 2.6
+    np.testing.assert_allclose(top2, [3.297, 4.544, 1.960, 4.544], atol=5e-4)  # paper/ghosts_notes.md §2.6
     assert min(top2) < rho < max(top2)  # under- and over-estimates; depends on the label
     assert top2[2] < rho * 0.63
 
@@ -409,7 +409,7 @@ def test_c6_batch_radius_is_min_over_samples_numpy_linear_model():
     y = rng.integers(0, n_cls, size=n_samples)
     per = sr.exact_radius(z, a, per_sample=True)
     est = sr.radius_envelope_fit(sr.line_loss_taylor(z, a, 200, y=y, dps=50))
-    assert est == pytest.approx(per.min(), rel=0.01)  # digest C6: within 1%
+    assert est == pytest.approx(per.min(), rel=0.01)  # check C6 (paper/ghosts_notes.md §2.7): within 1%
     # Eq. 15 chain: rho_a <= rho_B <= pi/Delta_a(x) <= rho*(x)
     ra_all = sr.rho_a(a)
     per_bound = sr.rho_a(a, per_sample=True)
@@ -591,7 +591,7 @@ def test_prop_a11_counterexample():
         eps = sr.linearization_epsilon([cshift, cshift], [0.0, 1.0], curvature=4.0)
         assert eps == pytest.approx(eps_expected, rel=0.01)
         claimed_lower_bound = rho_a * (1 - eps)
-        assert claimed_lower_bound > 3.1387  # digest: "gives rho_true >= 3.139"
+        assert claimed_lower_bound > 3.1387  # the claim "gives rho_true >= 3.139" (paper/ghosts_notes.md §2.9)
         assert float(r_true) < claimed_lower_bound / 2.8  # the claim fails by ~2.9x
     # the shift leaves the zeros unchanged (they do not depend on c) while eps -> 0
 
@@ -675,7 +675,7 @@ def test_c10_jvp_matches_finite_differences(name):
     assert m64.training and all(m.training for m in m64.modules())  # flags restored
     for k, b in m64.named_buffers():  # eval mode: BatchNorm running stats untouched
         assert torch.equal(b, buffers[k])
-    # float32: the paper's FD step 1e-4 vs JVP, relative error of Delta_a < 1e-3 (digest C10)
+    # float32: the paper's FD step 1e-4 vs JVP, relative error of Delta_a < 1e-3 (check C10, paper/ghosts_notes.md §2.15)
     m32 = _models(torch.float32)[name]
     v32 = v.float()
     a32 = directional_logit_derivatives(m32, x.float(), v32)
@@ -737,7 +737,7 @@ def test_c11_exact_linear_model_line_loss_radius():
     coeffs = sr.line_loss_taylor(z.numpy(), a.numpy(), 200, y=y.numpy(), dps=50)
     # c_0 is the actual mean CE at theta_0
     assert float(coeffs[0]) == pytest.approx(float(torch.nn.functional.cross_entropy(z, y)), rel=1e-12)
-    assert sr.radius_envelope_fit(coeffs) == pytest.approx(per.min(), rel=0.01)  # digest C6/C11: 1%
+    assert sr.radius_envelope_fit(coeffs) == pytest.approx(per.min(), rel=0.01)  # checks C6/C11: 1%
     assert model_rho_a(model, x, v) <= per.min()
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from polystep import functional as F
+from polystep import functional as psf
 from theory import objectives
 from polystep.ask_tell import AskTellPolyStep
 from polystep.functional import PolyStepConfig
@@ -26,12 +26,12 @@ def test_independent_mode_equals_functional_step(objective, num_probes):
     cfg = PolyStepConfig(eps=0.5, step_radius=0.5, probe_radius=0.5, num_probes=num_probes, probe_jitter=0.1)
     X0 = torch.randn(5, 2, generator=_gen(1), dtype=torch.float64)
     at = AskTellPolyStep(X0, cfg, _gen(7), mode="independent")
-    X, state, g = X0, F.init(), _gen(7)
+    X, state, g = X0, psf.init(), _gen(7)
     for _ in range(6):
         cand = at.ask()
         assert cand.shape == (5 * 4 * num_probes, 2)
         info_at = at.tell(objective(cand))
-        X, state, info = F.step(X, objective, state, cfg, g)
+        X, state, info = psf.step(X, objective, state, cfg, g)
         assert torch.equal(at.x, X)
         assert torch.equal(info_at.costs, info.costs)
     assert at.state == state
@@ -53,7 +53,7 @@ def test_block_candidates_differ_in_one_particle(D, d_p):
     P = math.ceil(D / d_p)
     M = 2 * d_p * 2  # orthoplex V = 2 d_p, K = 2
     cand = at.ask().reshape(P, M, D)
-    probes = at._proposal.probes  # [P, M, d_p]
+    probes = at._pending.probes  # the pending Proposal's probes [P, M, d_p]
     for i in range(P):
         lo, hi = i * d_p, min((i + 1) * d_p, D)
         outside = torch.ones(D, dtype=torch.bool)

@@ -1,4 +1,5 @@
-"""Tests for polystep.functional: the pure PolyStep step (digest sections 2.1-2.14, Algorithm 1).
+"""Tests for polystep.functional: the pure PolyStep step (Algorithm 1;
+paper/polystep_reconstruction.md §2.1-§2.14).
 
 Order: the step's definition (probes, scales, jitter, costs), then its limits (eps -> 0, eps -> inf,
 the large-eps first-order identity of section 2.14), properties (displacement <= r_s, solvers,
@@ -14,7 +15,7 @@ import pytest
 import torch
 from scipy import stats
 
-from polystep import functional as F
+from polystep import functional as psf
 from theory import objectives
 from polystep.functional import NonFiniteLossError, PolyStepConfig, PolyStepState
 from polystep.polytopes import VERTEX_KINDS, num_vertices, random_rotations, vertices
@@ -56,7 +57,7 @@ def test_propose_matches_definition(kind, d):
     cfg = _absolute(polytope=kind, step_radius=0.7, probe_radius=0.3, num_probes=2)
     g = _gen(7)
     rot = random_rotations(4, d, _clone(g), dtype=torch.float64)
-    prop = F.propose(X, F.init(), cfg, g)
+    prop = psf.propose(X, psf.init(), cfg, g)
     u = vertices(kind, d, dtype=torch.float64)
     V = num_vertices(kind, d)
     expected_dirs = torch.einsum("pij,vj->pvi", rot, u)
@@ -79,7 +80,7 @@ def test_probe_scales_are_k_over_k_plus_1(K):
     cfg = _absolute(num_probes=K, probe_radius=1.0)
     assert cfg.probe_scales == tuple(k / (K + 1) for k in range(1, K + 1))
     X = torch.zeros(2, 3, dtype=torch.float64)  # probes = offsets exactly
-    prop = F.propose(X, F.init(), cfg, _gen(0))
+    prop = psf.propose(X, psf.init(), cfg, _gen(0))
     assert prop.probes.shape == (2, 6 * K, 3)
     # X = 0 and r_p = 1: ||p_ivk|| = s_k ||R_i u_v|| = s_k up to the rounding of a unit vector's norm.
     norms = prop.probes.norm(dim=-1).reshape(2, 6, K)
@@ -95,7 +96,7 @@ def test_times_eps_multiplies_radii():
     # schedules are evaluated at state.t
     cfg_s = _absolute(eps=Linear(start=1.0, end=0.5, steps=10), step_radius=InverseSqrt(start=2.0),
                       probe_radius=1.0)
-    prop = F.propose(torch.zeros(1, 2, dtype=torch.float64), PolyStepState(t=3), cfg_s, _gen(0))
+    prop = psf.propose(torch.zeros(1, 2, dtype=torch.float64), PolyStepState(t=3), cfg_s, _gen(0))
     assert prop.eps == 1.0 - 0.5 * 3 / 10 and prop.step_radius == 2.0 / 2.0
 
 
@@ -103,9 +104,9 @@ def test_times_eps_multiplies_radii():
 def test_cost_is_mean_over_probes(K):
     X = _particles(3, 2)
     cfg = _absolute(num_probes=K)
-    prop = F.propose(X, F.init(), cfg, _gen(0))
+    prop = psf.propose(X, psf.init(), cfg, _gen(0))
     raw = torch.rand(3, 4 * K, generator=_gen(1), dtype=torch.float64)
-    _, _, info = F.update(X, prop, raw, F.init(), cfg)
+    _, _, info = psf.update(X, prop, raw, psf.init(), cfg)
     # same reduction as the implementation (mean over the last axis of a [P, V, K] view): exact
     # up to the order of a K-term sum.
     torch.testing.assert_close(info.costs, raw.reshape(3, 4, K).mean(dim=2), rtol=1e-15, atol=0)
@@ -120,7 +121,7 @@ def test_jitter_is_uniform():
     g = _gen(2024)
     etas = []
     for _ in range(2000):
-        prop = F.propose(X, F.init(), cfg, g)
+        prop = psf.propose(X, psf.init(), cfg, g)
         etas.append(prop.probe_radius / r_p - 1.0)
         # the probes use the jittered radius (K = 1: scale 1/2)
         np.testing.assert_allclose(prop.probes.norm(dim=-1).numpy(), 0.5 * prop.probe_radius, rtol=1e-14)
@@ -137,13 +138,13 @@ def test_no_jitter_leaves_probe_radius_exact():
     cfg = _absolute(probe_radius=0.37)
     g = _gen(0)
     for t in range(5):
-        assert F.propose(_particles(2, 3), PolyStepState(t=t), cfg, g).probe_radius == 0.37
+        assert psf.propose(_particles(2, 3), PolyStepState(t=t), cfg, g).probe_radius == 0.37
     cfg_eps = PolyStepConfig(eps=0.3, probe_radius=0.37)
-    assert F.propose(_particles(2, 3), F.init(), cfg_eps, g).probe_radius == 0.37 * 0.3
+    assert psf.propose(_particles(2, 3), psf.init(), cfg_eps, g).probe_radius == 0.37 * 0.3
 
 
 # ----------------------------------------------------------------------------------------------
-# limits (digest section 2.14)
+# limits (paper/polystep_reconstruction.md §2.14)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -154,19 +155,19 @@ def test_eps_to_zero_moves_to_best_vertex(kind):
     X = _particles(5, d)
     cfg = _absolute(polytope=kind, eps=1e-8, step_radius=0.4, probe_radius=0.2)
     g = _gen(11)
-    prop = F.propose(X, F.init(), cfg, _clone(g))
+    prop = psf.propose(X, psf.init(), cfg, _clone(g))
     C = q(prop.probes)
     best = C.argmin(dim=1)
     # precondition: no near-ties, so exp(-(C - C_min)/eps) underflows to exactly 0 off the argmin.
     gap = C.sort(dim=1).values[:, 1] - C.min(dim=1).values
     assert gap.min() > 1e-5
-    new, state, info = F.step(X, q, F.init(), cfg, g)
+    new, state, info = psf.step(X, q, psf.init(), cfg, g)
     expected = X + 0.4 * prop.directions[torch.arange(5), best]
     # weights are exactly one-hot (0/1), so the move is exactly r_s R_i u_best.
     assert torch.equal(info.weights, torch.nn.functional.one_hot(best, prop.directions.shape[1]).double())
     assert torch.equal(new, expected)
     # the argmin solver is the same limit
-    new_argmin, _, _ = F.step(X, q, F.init(), _absolute(polytope=kind, solver="argmin", step_radius=0.4,
+    new_argmin, _, _ = psf.step(X, q, psf.init(), _absolute(polytope=kind, solver="argmin", step_radius=0.4,
                                                         probe_radius=0.2), _gen(11))
     assert torch.equal(new_argmin, expected)
 
@@ -177,7 +178,7 @@ def test_eps_to_inf_particles_stay(kind):
     X = _particles(5, 3)
     r_s = 0.5
     cfg = _absolute(polytope=kind, eps=1e8, step_radius=r_s, probe_radius=0.5)
-    new, _, info = F.step(X, q, F.init(), cfg, _gen(3))
+    new, _, info = psf.step(X, q, psf.init(), cfg, _gen(3))
     # w_iv = 1/V (1 + O(|C| / eps)) with |C| ~ 10 and the templates are centred: |dx| ~ 1e-7 r_s.
     assert float(info.displacement.max()) < 1e-6 * r_s
     torch.testing.assert_close(new, X, rtol=0, atol=1e-6 * r_s)
@@ -203,13 +204,13 @@ def test_large_eps_first_order_gradient_step(eps):
     cfg = _absolute(eps=eps, step_radius=r_s, probe_radius=r_p)
     g = _gen(9)
     x = _particles(1, d, seed=2) * 2.0
-    state = F.init()
+    state = psf.init()
     A = q.A
     for _ in range(5):  # several steps = several rotations and points
         rot = random_rotations(1, d, _clone(g), dtype=torch.float64)[0]
         grad = q.grad(x[0])
         predicted = -(r_s * r_p) / (2 * d * eps) * grad
-        new, state, _ = F.step(x, q, state, cfg, g)
+        new, state, _ = psf.step(x, q, state, cfg, g)
         dx = new[0] - x[0]
         diag = torch.diagonal(rot.T @ A @ rot)
         c_spread = (r_p**2 / 8) * float((diag - diag.mean()).abs().max())
@@ -230,7 +231,7 @@ def test_first_order_error_shrinks_like_one_over_eps():
     x = _particles(1, d, seed=2)
     errs = []
     for eps in (10.0, 100.0, 1000.0):
-        new, _, _ = F.step(x, q, F.init(), _absolute(eps=eps, step_radius=r_s, probe_radius=r_p), _gen(9))
+        new, _, _ = psf.step(x, q, psf.init(), _absolute(eps=eps, step_radius=r_s, probe_radius=r_p), _gen(9))
         predicted = -(r_s * r_p) / (2 * d * eps) * q.grad(x[0])
         errs.append(float((new[0] - x[0] - predicted).norm() / predicted.norm()))
     # leading term c/eps plus O(1/eps^2): the ratios are 10 within ~ the relative error itself (< 1 %).
@@ -258,9 +259,9 @@ def test_displacement_at_most_step_radius(kind, eps, solver):
     def random_costs(probes):
         return torch.randn(probes.shape[:2], generator=cost_gen, dtype=torch.float64)
 
-    g, state = _gen(1), F.init()
+    g, state = _gen(1), psf.init()
     for _ in range(3):
-        new, state, info = F.step(X, random_costs, state, cfg, g)
+        new, state, info = psf.step(X, random_costs, state, cfg, g)
         disp = (new - X).norm(dim=1)
         torch.testing.assert_close(info.displacement, disp, rtol=1e-12, atol=1e-15)
         # a convex combination of unit vectors times r_s: |dx| <= r_s up to float64 rounding.
@@ -278,9 +279,9 @@ def test_every_solver_runs_through_step(solver, lam):
     cfg = _absolute(eps=0.5, step_radius=0.3, probe_radius=0.3, solver=solver, lam=lam)
     X = _particles(8, 2) + 2.0
     f0 = float(q(X).mean())
-    g, state = _gen(0), F.init()
+    g, state = _gen(0), psf.init()
     for _ in range(10):
-        X, state, info = F.step(X, q, state, cfg, g)
+        X, state, info = psf.step(X, q, state, cfg, g)
         assert torch.isfinite(X).all()
         # rows of the plan are normalised: sum_v w_iv = 1 (float64 rounding).
         torch.testing.assert_close(info.weights.sum(1), torch.ones(8, dtype=torch.float64), rtol=0, atol=1e-12)
@@ -298,7 +299,7 @@ def test_sinkhorn_single_particle_cannot_move():
     """P = 1 with both marginals fixed forces w = 1/V: the Sinkhorn step is the eps -> inf limit."""
     cfg = _absolute(eps=0.01, step_radius=1.0, probe_radius=0.5, solver="sinkhorn", sinkhorn_tol=1e-10)
     X = _particles(1, 3)
-    new, _, info = F.step(X, _quadratic(3), F.init(), cfg, _gen(0))
+    new, _, info = psf.step(X, _quadratic(3), psf.init(), cfg, _gen(0))
     # |dx| <= r_s * sum_v |w_v - 1/V| <= r_s V * tol (plus float64 rounding).
     assert float(info.displacement[0]) < 6 * 1e-10 * 10
 
@@ -308,9 +309,9 @@ def test_kl_relaxed_lam0_is_bitwise_softmax():
     X = _particles(5, 3)
     out = []
     for cfg in (_absolute(eps=0.2, solver="softmax"), _absolute(eps=0.2, solver="kl_relaxed", lam=0.0)):
-        g, state, x = _gen(5), F.init(), X
+        g, state, x = _gen(5), psf.init(), X
         for _ in range(4):
-            x, state, _ = F.step(x, q, state, cfg, g)
+            x, state, _ = psf.step(x, q, state, cfg, g)
         out.append(x)
     assert torch.equal(out[0], out[1])
 
@@ -322,10 +323,10 @@ def test_dtype_and_bitwise_determinism(dtype):
     X0 = _particles(6, 4, dtype=dtype)
 
     def run(seed):
-        g, state, x = _gen(seed), F.init(), X0
+        g, state, x = _gen(seed), psf.init(), X0
         traj = []
         for _ in range(5):
-            x, state, info = F.step(x, q, state, cfg, g)
+            x, state, info = psf.step(x, q, state, cfg, g)
             assert x.dtype == dtype and info.costs.dtype == dtype and info.weights.dtype == dtype
             traj.append(x)
         return torch.stack(traj)
@@ -340,10 +341,10 @@ def test_step_equals_propose_then_update():
     q = _quadratic(3)
     cfg = PolyStepConfig(eps=0.3)
     X = _particles(4, 3)
-    new1, s1, _ = F.step(X, q, F.init(), cfg, _gen(0))
+    new1, s1, _ = psf.step(X, q, psf.init(), cfg, _gen(0))
     g = _gen(0)
-    prop = F.propose(X, F.init(), cfg, g)
-    new2, s2, _ = F.update(X, prop, q(prop.probes), F.init(), cfg)
+    prop = psf.propose(X, psf.init(), cfg, g)
+    new2, s2, _ = psf.update(X, prop, q(prop.probes), psf.init(), cfg)
     assert torch.equal(new1, new2) and s1 == s2 == PolyStepState(t=1, forward_evals=4 * 6)
 
 
@@ -364,10 +365,10 @@ def test_nonfinite_costs_are_replaced():
         C[2, 3] = -math.inf
         return C
 
-    new, _, info = F.step(X, bad, F.init(), cfg, _gen(0))
+    new, _, info = psf.step(X, bad, psf.init(), cfg, _gen(0))
     assert torch.isfinite(new).all() and torch.isfinite(info.costs).all()
     assert info.n_nonfinite == 3
-    finite_max = float(q(F.propose(X, F.init(), cfg, _gen(0)).probes).abs().max())
+    finite_max = float(q(psf.propose(X, psf.init(), cfg, _gen(0)).probes).abs().max())
     fill = max(2 * finite_max + 1, 1e6)
     assert float(info.costs[0, 1]) == float(info.costs[1, 0]) == float(info.costs[2, 3]) == fill
     # a vertex costing >= 1e6 gets weight exp(-1e7) = 0 at eps = 0.1
@@ -376,10 +377,10 @@ def test_nonfinite_costs_are_replaced():
 
 def test_sanitize_costs_direct():
     C = torch.tensor([[1.0, -3.0], [2.0, 0.5]], dtype=torch.float64)
-    out, n = F.sanitize_costs(C)
+    out, n = psf.sanitize_costs(C)
     assert out is C and n == 0
     C2 = torch.tensor([[1.0, math.nan], [2e6, -3.0]], dtype=torch.float64)
-    out, n = F.sanitize_costs(C2)
+    out, n = psf.sanitize_costs(C2)
     assert n == 1 and float(out[0, 1]) == 2 * 2e6 + 1  # above the 1e6 floor
 
 
@@ -395,7 +396,7 @@ def test_all_nonfinite_row_raises_naming_particle():
     msg = r"every candidate loss of particle\(s\) \[2\] is non-finite at step 3: the loss oracle " \
           r"returned NaN/inf for all 4 probes"
     with pytest.raises(NonFiniteLossError, match=msg):
-        F.step(X, dead, PolyStepState(t=3), PolyStepConfig(), _gen(0))
+        psf.step(X, dead, PolyStepState(t=3), PolyStepConfig(), _gen(0))
     assert issubclass(NonFiniteLossError, FloatingPointError)
 
 
@@ -438,9 +439,9 @@ def test_config_non_schedule_is_type_error():
 
 def test_schedule_reaching_nonpositive_value_raises_at_resolve():
     cfg = PolyStepConfig(eps=Linear(start=1.0, end=-1.0, steps=2))
-    F.propose(_particles(1, 2), PolyStepState(t=0), cfg, _gen(0))
+    psf.propose(_particles(1, 2), PolyStepState(t=0), cfg, _gen(0))
     with pytest.raises(ValueError, match=r"eps\(t\) must be a finite number > 0, got 0.0"):
-        F.propose(_particles(1, 2), PolyStepState(t=1), cfg, _gen(0))
+        psf.propose(_particles(1, 2), PolyStepState(t=1), cfg, _gen(0))
 
 
 @pytest.mark.parametrize("particles,match", [
@@ -455,17 +456,17 @@ def test_schedule_reaching_nonpositive_value_raises_at_resolve():
 ])
 def test_propose_particle_errors(particles, match):
     with pytest.raises(ValueError, match=match):
-        F.propose(particles, F.init(), PolyStepConfig(), _gen(0))
+        psf.propose(particles, psf.init(), PolyStepConfig(), _gen(0))
 
 
 def test_update_wrong_cost_shape():
     X = _particles(2, 2)
     cfg = PolyStepConfig(num_probes=2)
-    prop = F.propose(X, F.init(), cfg, _gen(0))
+    prop = psf.propose(X, psf.init(), cfg, _gen(0))
     with pytest.raises(ValueError, match=r"probe_costs must have shape \(2, 8\) = \[P, V\*K\], got \(2, 4\)"):
-        F.update(X, prop, torch.zeros(2, 4, dtype=torch.float64), F.init(), cfg)
+        psf.update(X, prop, torch.zeros(2, 4, dtype=torch.float64), psf.init(), cfg)
     with pytest.raises(TypeError, match="cost_fn must return a torch.Tensor, got list"):
-        F.step(X, lambda p: [0.0], F.init(), cfg, _gen(0))
+        psf.step(X, lambda p: [0.0], psf.init(), cfg, _gen(0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -485,8 +486,8 @@ def test_converges_on_2d_quadratic(seed):
     cfg = _absolute(eps=0.1, step_radius=sched, probe_radius=sched)
     x = torch.tensor([[3.0, -2.0]], dtype=torch.float64)
     assert float((x[0] - q.minimizer).norm()) > 1.0
-    g, state = _gen(seed), F.init()
+    g, state = _gen(seed), psf.init()
     for _ in range(200):
-        x, state, _ = F.step(x, q, state, cfg, g)
+        x, state, _ = psf.step(x, q, state, cfg, g)
     assert float((x[0] - q.minimizer).norm()) < 1e-2
     assert float(q(x[0])) - q.minimum < 1e-2

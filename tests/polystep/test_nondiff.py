@@ -54,9 +54,11 @@ def test_quantized_linear_uses_quantised_parameters() -> None:
     layer.hard = False
     torch.testing.assert_close(layer(x), TF.linear(x, layer.weight, layer.bias))
     big = QuantizedLinear(200, 200, generator=_gen(2))
-    assert float(big.weight.detach().std()) == pytest.approx(0.1, rel=0.02)  # digest init N(0, 0.1^2)
-    with pytest.raises(ValueError, match="scale > 0"):
+    assert float(big.weight.detach().std()) == pytest.approx(0.1, rel=0.02)  # the authors' init N(0, 0.1^2)
+    with pytest.raises(ValueError, match="scale must be a finite number > 0, got 0.0"):
         QuantizedLinear(2, 2, scale=0.0)
+    with pytest.raises(ValueError, match="bits must be an integer >= 2, got 1"):
+        QuantizedLinear(2, 2, bits=1)
 
 
 def test_discrete_attention_picks_the_argmax_slot() -> None:
@@ -105,7 +107,7 @@ def test_lif_dynamics_by_hand() -> None:
         LIF(beta=1.5)
 
 
-def test_spiking_mlp_matches_the_digest_model() -> None:
+def test_spiking_mlp_matches_the_authors_model() -> None:
     net = spiking_mlp(generator=_gen(0))
     assert sum(p.numel() for p in net.parameters()) == 101_770  # SpikingMNISTNet
     x = torch.rand(8, 784, generator=_gen(1))

@@ -30,7 +30,7 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from polystep import functional as F
+from polystep import functional as psf
 from polystep import transport
 from polystep.evaluation import population_closure
 from polystep.functional import NonFiniteLossError, NonFiniteStepError, PolyStepConfig
@@ -175,8 +175,8 @@ def test_step_float32_eps_below_float32_range_absolute_is_argmin():
     # Old: NaN weights, NaN particles, finite costs.
     X = _x32()
     cfg = PolyStepConfig(eps=1e-46, radius_mode="absolute")
-    new, state, info = F.step(X, _quadratic, F.init(), cfg, _gen(0))
-    ref, _, _ = F.step(X, _quadratic, F.init(), PolyStepConfig(solver="argmin", radius_mode="absolute"), _gen(0))
+    new, state, info = psf.step(X, _quadratic, psf.init(), cfg, _gen(0))
+    ref, _, _ = psf.step(X, _quadratic, psf.init(), PolyStepConfig(solver="argmin", radius_mode="absolute"), _gen(0))
     assert bool(torch.isfinite(new).all()) and state.t == 1
     assert torch.equal(new, ref)  # one-hot weights: exactly the argmin step
 
@@ -203,10 +203,10 @@ def test_step_float32_radius_not_representable_raises_before_evaluating(kw, matc
         return _quadratic(p)
 
     with pytest.raises(ValueError, match=match):
-        F.step(X, cost, F.init(), PolyStepConfig(**kw), _gen(0))
+        psf.step(X, cost, psf.init(), PolyStepConfig(**kw), _gen(0))
     assert calls == [] and torch.equal(X, X0)
     # the same settings are fine in float64
-    new, _, _ = F.step(X.double(), _quadratic, F.init(), PolyStepConfig(**kw), _gen(0))
+    new, _, _ = psf.step(X.double(), _quadratic, psf.init(), PolyStepConfig(**kw), _gen(0))
     assert bool(torch.isfinite(new).all())
 
 
@@ -227,9 +227,9 @@ def test_resolve_times_eps_product_out_of_float64_range(kw, match):
 def test_step_float32_kl_relaxed_huge_lam_is_finite():
     # Old: NaN particles (the lam = 1e40 plan was NaN).
     X = _x32()
-    new, _, info = F.step(X, _quadratic, F.init(), PolyStepConfig(solver="kl_relaxed", lam=1e40,
+    new, _, info = psf.step(X, _quadratic, psf.init(), PolyStepConfig(solver="kl_relaxed", lam=1e40,
                                                                    radius_mode="absolute"), _gen(0))
-    ref, _, _ = F.step(X, _quadratic, F.init(), PolyStepConfig(solver="sinkhorn", radius_mode="absolute"), _gen(0))
+    ref, _, _ = psf.step(X, _quadratic, psf.init(), PolyStepConfig(solver="sinkhorn", radius_mode="absolute"), _gen(0))
     assert bool(torch.isfinite(new).all())
     torch.testing.assert_close(info.weights.sum(1), torch.ones(4), rtol=0, atol=1e-6)
     # lam = 1e40 is numerically lam = inf (module docstring of transport); the two runs differ only
@@ -249,10 +249,10 @@ def test_step_move_overflow_raises_nonfinite_step_error():
     with pytest.raises(NonFiniteStepError, match=r"^step 0: the new particles x_i \+ r_s R_i sum_v w_iv u_v "
                                                   r"overflow torch\.float32 \(max \|x\| = 3e\+38, step_radius "
                                                   r"r_s = 1e\+38\); the particles were not moved$"):
-        F.step(X, cost, F.init(), cfg, _gen(0))
+        psf.step(X, cost, psf.init(), cfg, _gen(0))
     assert issubclass(NonFiniteStepError, FloatingPointError)
     # one step less far is fine: x + r_s = 3e38 + 4e37
-    new, _, info = F.step(X, cost, F.init(), PolyStepConfig(eps=1e-5, step_radius=4e37, probe_radius=1e37,
+    new, _, info = psf.step(X, cost, psf.init(), PolyStepConfig(eps=1e-5, step_radius=4e37, probe_radius=1e37,
                                                             radius_mode="absolute"), _gen(0))
     assert info.weights.tolist() == [[1.0, 0.0]] and new.item() == pytest.approx(3.4e38, rel=1e-6)
 
@@ -268,7 +268,7 @@ def test_step_probe_overflow_raises_before_the_cost_oracle_sees_it():
 
     with pytest.raises(NonFiniteStepError, match=r"^step 7: the probes x_i \+ s_k r_p R_i u_v overflow "
                                                   r"torch\.float32 \(probe_radius r_p = 3e\+38"):
-        F.step(X, cost, F.PolyStepState(t=7), PolyStepConfig(probe_radius=3e38, radius_mode="absolute"), _gen(0))
+        psf.step(X, cost, psf.PolyStepState(t=7), PolyStepConfig(probe_radius=3e38, radius_mode="absolute"), _gen(0))
     assert seen == []
 
 
@@ -277,26 +277,43 @@ def test_update_float32_costs_near_max_are_sanitised_and_averaged_finitely():
     # inf, so the transport raised "C contains non-finite entries; sanitise the costs before solving".
     X = _x32(2, 2)
     cfg = PolyStepConfig(eps=1.0, num_probes=2, radius_mode="absolute")
-    prop = F.propose(X, F.init(), cfg, _gen(0))
+    prop = psf.propose(X, psf.init(), cfg, _gen(0))
     raw = torch.full((2, 8), 3e38)
     raw[0, 0] = math.nan
     raw[1, 2:4] = 0.0  # particle 1: vertex 1 is the only cheap one
-    new, _, info = F.update(X, prop, raw, F.init(), cfg)
+    new, _, info = psf.update(X, prop, raw, psf.init(), cfg)
     assert bool(torch.isfinite(new).all()) and bool(torch.isfinite(info.costs).all())
     assert info.n_nonfinite == 1
     # C_00 = mean(fill, 3e38) with fill = the float32 maximum; C_01 = mean(3e38, 3e38) = 3e38
     assert info.costs[0, 0].item() == pytest.approx((F32_MAX + 3e38) / 2, rel=1e-7)
     assert info.costs[0, 1].item() == pytest.approx(3e38, rel=1e-7)
     assert info.weights[1].tolist() == [0.0, 1.0, 0.0, 0.0]
-    out, n = F.sanitize_costs(torch.tensor([[3e38, math.inf]]))
+    out, n = psf.sanitize_costs(torch.tensor([[3e38, math.inf]]))
     assert n == 1 and out[0, 1].item() == F32_MAX
+
+
+def test_update_float64_costs_near_max_are_averaged_finitely():
+    # Old (found by test_property_step): the float64 mean of K = 2 costs 8.9885e307 summed to inf, so
+    # the transport raised "C contains non-finite entries"; the mean is now m * mean(L / m) there.
+    X = torch.zeros(1, 1, dtype=torch.float64)
+    cfg = PolyStepConfig(polytope="simplex", eps=1.0, step_radius=1.0, probe_radius=1.0, num_probes=2)
+    big = math.nextafter(torch.finfo(torch.float64).max / 2, math.inf)  # big + big = inf
+    assert math.isinf(torch.tensor([big, big], dtype=torch.float64).mean().item())
+    costs = torch.tensor([[big, big, big / 2, big / 2]], dtype=torch.float64)
+    new, _, info = psf.step(X, lambda probes: costs, psf.init(), cfg, _gen(0))
+    assert bool(torch.isfinite(new).all())
+    assert info.costs.tolist() == [[big, big / 2]]  # m * mean(L / m) = big * 1 (exact)
+    # and finite costs whose sum does not overflow keep the plain mean bit for bit
+    small = torch.tensor([[0.1, 0.7, 0.3, 0.2]], dtype=torch.float64)
+    _, _, info = psf.step(X, lambda probes: small, psf.init(), cfg, _gen(0))
+    assert torch.equal(info.costs, small.reshape(1, 2, 2).mean(dim=2))
 
 
 def test_step_float32_displacement_of_a_large_move_is_finite():
     # Old: info.displacement = ||move|| computed in float32 overflowed from 1.8e19 on: inf.
     X = torch.zeros(3, 2)
     cfg = PolyStepConfig(step_radius=1e20, probe_radius=1.0, radius_mode="absolute", solver="argmin")
-    new, _, info = F.step(X, _quadratic, F.init(), cfg, _gen(0))
+    new, _, info = psf.step(X, _quadratic, psf.init(), cfg, _gen(0))
     # argmin: all weight on one unit vertex, |dx| = r_s to float32 rounding
     torch.testing.assert_close(info.displacement, torch.full((3,), 1e20), rtol=1e-6, atol=0)
     torch.testing.assert_close(new.double().norm(dim=1), torch.full((3,), 1e20, dtype=torch.float64),
@@ -530,7 +547,7 @@ def step_problems(draw):
         polytope=kind, eps=draw(_any_positive(width), label="eps"),
         step_radius=draw(_any_positive(width), label="step_radius"),
         probe_radius=draw(_any_positive(width), label="probe_radius"),
-        radius_mode=draw(st.sampled_from(F.RADIUS_MODES)), num_probes=K,
+        radius_mode=draw(st.sampled_from(psf.RADIUS_MODES)), num_probes=K,
         probe_jitter=draw(st.sampled_from([0.0, 0.5])), solver=solver,
         lam=draw(_lams(width), label="lam") if solver == "kl_relaxed" else None, sinkhorn_max_iter=20)
     X = torch.from_numpy(draw(hnp.arrays(np_dtype, (P, d), elements=_finite(width)), label="particles"))
@@ -550,9 +567,9 @@ def test_property_step(problem, t):
     X, config, costs = problem
     X0 = X.clone()
     cost_fn = _quadratic if costs is None else (lambda probes: costs)
-    state = F.PolyStepState(t=t)
+    state = psf.PolyStepState(t=t)
     try:
-        new, new_state, info = F.step(X, cost_fn, state, config, _gen(0))
+        new, new_state, info = psf.step(X, cost_fn, state, config, _gen(0))
     except (ValueError, FloatingPointError) as err:
         event(f"raised {type(err).__name__}")
         assert any(isinstance(err, kind) and re.match(pattern, str(err)) for kind, pattern in _STEP_ERRORS), err
@@ -584,7 +601,7 @@ def test_property_resolve_radii(data):
     name = data.draw(st.sampled_from(sorted(DTYPES)), label="dtype")
     dtype, _, width = DTYPES[name]
     eps, r_s, r_p = (data.draw(_any_positive(width), label=k) for k in ("eps", "step_radius", "probe_radius"))
-    mode = data.draw(st.sampled_from(F.RADIUS_MODES), label="radius_mode")
+    mode = data.draw(st.sampled_from(psf.RADIUS_MODES), label="radius_mode")
     t = data.draw(st.integers(0, 10), label="t")
     cfg = PolyStepConfig(eps=eps, step_radius=r_s, probe_radius=r_p, radius_mode=mode)
     factor = eps if mode == "times_eps" else 1.0

@@ -1,4 +1,5 @@
-"""Tests for polystep.optim.PolyStep (digest Algorithm 1, sections 2.2, 2.6 and 2.13)."""
+"""Tests for polystep.optim.PolyStep (Algorithm 1; paper/polystep_reconstruction.md §2.2, §2.6,
+§2.12 and §2.13)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch.nn.functional as TF
 from torch import nn
 from torch.func import functional_call
 
-from polystep import functional as F
+from polystep import functional as psf
 from polystep.evaluation import parameter_names, population_closure
 from polystep.functional import NonFiniteLossError, PolyStepState
 from polystep.optim import PolyStep
@@ -63,7 +64,7 @@ def _naive_costs(model, opt):
     gen = torch.Generator()
     gen.set_state(head["rng_state"])
     X = opt.particles()
-    prop = F.propose(X, PolyStepState(t=head["step"]), opt.config, gen)
+    prop = psf.propose(X, PolyStepState(t=head["step"]), opt.config, gen)
     P, M, d_p = prop.probes.shape
     D = opt.subspace.dim
     names = parameter_names(model, opt.params)

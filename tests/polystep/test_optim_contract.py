@@ -8,6 +8,7 @@ import copy
 import io
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
@@ -380,19 +381,37 @@ def test_refused_load_leaves_optimizer_and_parameters_untouched(key):
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kw", [{}, {"eps": Cosine(start=0.5, end=0.1, steps=10), "radius_mode": "absolute",
-                                     "step_radius": Cosine(start=1.0, end=0.2, steps=10), "solver": "kl_relaxed",
-                                     "lam": math.inf, "absorb_every": 2, "redraw_on_absorb": True}])
+def _plain(obj) -> bool:
+    """Only tensors, Python scalars, strings, None and lists / tuples / dicts of them."""
+    if isinstance(obj, dict):
+        return all(isinstance(k, (str, int)) and _plain(v) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return all(_plain(v) for v in obj)
+    return obj is None or type(obj) in (torch.Tensor, bool, int, float, str)
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"eps": Cosine(start=0.5, end=0.1, steps=10), "radius_mode": "absolute",
+     "step_radius": Cosine(start=1.0, end=0.2, steps=10), "probe_radius": Cosine(start=1.0, end=0.2, steps=10),
+     "solver": "kl_relaxed", "lam": math.inf, "absorb_every": 2, "redraw_on_absorb": True},
+    # NumPy scalars as hyperparameters (old code: eps=np.float64 ended up in the state dict, which the
+    # weights-only unpickler refuses)
+    {"eps": np.float64(0.5), "step_radius": np.float32(1.0), "rank": np.int64(2), "particle_dim": np.int64(4),
+     "num_probes": np.int64(2), "chunk_size": np.int64(64), "seed": np.int64(1)},
+])
 def test_torch_load_weights_only_round_trip(tmp_path, kw):
     """Old code: the state dict held a PolyStepConfig dataclass (and schedules), which
-    ``torch.load``'s weights-only unpickler refuses."""
+    ``torch.load``'s weights-only unpickler refuses.  Save, load with ``weights_only=True``, load
+    into a fresh optimizer of another model: the next steps are bitwise those without the round trip."""
     model = _mlp()
     opt = _opt(model, **kw)
     for _ in range(3):
         opt.step(_closure(model, opt))
+    assert _plain(opt.state_dict())
     path = tmp_path / "opt.pt"
     torch.save(opt.state_dict(), path)
-    loaded = torch.load(path)  # default weights_only=True
+    loaded = torch.load(path, weights_only=True)
     model2 = _mlp(seed=5)
     opt2 = _opt(model2)  # other hyperparameters: the checkpoint's replace them
     opt2.load_state_dict(loaded)

@@ -1,4 +1,5 @@
-"""Tests for polystep.polytopes: vertex templates (digest section 2.3) and Haar rotations (section 2.4)."""
+"""Tests for polystep.polytopes: vertex templates and Haar rotations
+(paper/polystep_reconstruction.md §2.3 and §2.4)."""
 
 from __future__ import annotations
 
@@ -81,13 +82,15 @@ def test_cube_warns_above_8_and_raises_above_16():
 
 @pytest.mark.parametrize("fn", [num_vertices, vertices])
 def test_unknown_kind_lists_valid(fn):
-    with pytest.raises(ValueError, match="kind must be one of 'simplex', 'orthoplex', 'cube'; got 'hexagon'"):
+    with pytest.raises(ValueError, match=r"kind must be one of \('simplex', 'orthoplex', 'cube'\), got 'hexagon'"):
         fn("hexagon", 3)
 
 
 @pytest.mark.parametrize("fn", [num_vertices, vertices])
-@pytest.mark.parametrize(("dim", "msg"), [(0, "dim must be >= 1, got 0"), (-2, "dim must be >= 1, got -2"),
-                                          (2.5, "dim must be an integer"), (True, "dim must be an integer")])
+@pytest.mark.parametrize(("dim", "msg"), [(0, "dim must be an integer >= 1, got 0"),
+                                          (-2, "dim must be an integer >= 1, got -2"),
+                                          (2.5, "dim must be an integer >= 1, got 2.5"),
+                                          (True, "dim must be an integer >= 1, got True")])
 def test_bad_dim(fn, dim, msg):
     with pytest.raises(ValueError, match=msg):
         fn("orthoplex", dim)
@@ -186,9 +189,9 @@ def test_haar_dim2_angle_uniform():
 
 
 def test_rotation_errors():
-    with pytest.raises(ValueError, match="n must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="n must be an integer >= 0, got -1"):
         random_rotations(-1, 3, _gen(0))
-    with pytest.raises(ValueError, match="dim must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="dim must be an integer >= 1, got 0"):
         random_rotations(2, 0, _gen(0))
     with pytest.raises(ValueError, match="generator must be a torch.Generator"):
         random_rotations(2, 3, 0)

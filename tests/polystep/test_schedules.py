@@ -66,7 +66,7 @@ def test_inverse_sqrt_values():
 
 
 def test_inverse_sqrt_sums_give_log_rate():
-    # sum_{t<T} a_t ~ 2 a0 sqrt(T), sum a_t^2 ~ a0^2 log T  (digest 3.2 (iii))
+    # sum_{t<T} a_t ~ 2 a0 sqrt(T), sum a_t^2 ~ a0^2 log T  (paper/polystep_reconstruction.md §3.2 (iii))
     s = InverseSqrt(start=1.0)
     T = 10_000
     a = np.array([s(t) for t in range(T)])
@@ -161,8 +161,8 @@ def test_as_schedule():
         as_schedule(float("nan"))
 
 
-def test_positional_bug_demo_matches_digest():
-    # digest 6.9: CosineEpsilon(5.0, 0.5) -> T = 1 -> 0.5 at t = 0, then constant 5.0
+def test_positional_bug_demo_matches_the_original_code():
+    # paper/polystep_reconstruction.md §6 item 9: CosineEpsilon(5.0, 0.5) -> T = 1 -> 0.5 at t = 0, then constant 5.0
     demo = positional_bug_demo(intended_start=5.0, intended_end=0.5, num_steps=20)
     assert demo["buggy_period"] == 1
     assert demo["t"] == list(range(21))

@@ -1,4 +1,4 @@
-"""Tests for polystep.subspace: theta = theta_0 + P z (digest section 2.2)."""
+"""Tests for polystep.subspace: theta = theta_0 + P z (paper/polystep_reconstruction.md §2.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for polystep.transport (digest sections 2.7, 2.8 and 3.1).
+"""Tests for polystep.transport (paper/polystep_reconstruction.md §2.7, §2.8 and §3.1).
 
 Reference implementations: POT 0.9.7 (``ot.sinkhorn`` with ``method="sinkhorn_log"`` for the
 balanced problem; ``ot.unbalanced.sinkhorn_unbalanced`` for the semi-relaxed problem).
@@ -424,8 +424,8 @@ def test_bad_lam(lam):
 
 @pytest.mark.parametrize(
     ("kw", "msg"),
-    [({"max_iter": 0}, "max_iter must be >= 1, got 0"), ({"tol": 0.0}, "tol must be a finite number > 0"),
-     ({"check_every": 0}, "check_every must be >= 1, got 0")],
+    [({"max_iter": 0}, "max_iter must be an integer >= 1, got 0"), ({"tol": 0.0}, "tol must be a finite number > 0"),
+     ({"check_every": 0}, "check_every must be an integer >= 1, got 0")],
 )
 def test_bad_solver_options(kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -436,7 +436,8 @@ def test_bad_solver_options(kw, msg):
 
 def test_transport_plan_dispatch_errors():
     C = torch.ones(2, 3)
-    with pytest.raises(ValueError, match="solver must be one of 'softmax', 'sinkhorn', 'kl_relaxed', 'argmin'; got 'emd'"):
+    with pytest.raises(ValueError,
+                       match=r"solver must be one of \('softmax', 'sinkhorn', 'kl_relaxed', 'argmin'\), got 'emd'"):
         transport_plan("emd", C, 0.1)
     with pytest.raises(ValueError, match="lam must be given for solver 'kl_relaxed'"):
         transport_plan("kl_relaxed", C, 0.1)

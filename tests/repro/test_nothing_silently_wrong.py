@@ -112,6 +112,26 @@ def test_fingerprint_sees_function_level_and_relative_imports(tmp_path: Path) ->
     assert fingerprint.code_fingerprint("toy", root=tmp_path) != before
 
 
+def test_fingerprint_ignores_comments_and_docstrings_but_not_code(tmp_path: Path) -> None:
+    """Editing a docstring or a comment (or reformatting) changes no number and keeps the
+    fingerprint; changing a constant, even one inside a string that is not a docstring, does not."""
+    exp = tmp_path / "repro" / "experiments"
+    exp.mkdir(parents=True)
+    for pkg in (tmp_path / "repro", exp):
+        (pkg / "__init__.py").write_text("")
+    toy = exp / "toy.py"
+
+    def fp(text: str) -> str:
+        toy.write_text(text)
+        return fingerprint.code_fingerprint("toy", root=tmp_path)
+
+    base = fp('"""Module doc."""\n\ndef f(x):\n    """Doc of f."""\n    return x + 1  # one\n')
+    assert fp('"""Other doc."""\n\n\ndef f( x ):\n    """Edited."""\n    return (x + 1)  # a comment\n') == base
+    assert fp('"""Module doc."""\n\ndef f(x):\n    """Doc of f."""\n    return x + 2\n') != base
+    assert fp('"""Module doc."""\n\ndef f(x):\n    """Doc of f."""\n    "a statement"\n    return x + 1\n') != base
+    assert fp('def f(x):\n    return x + 1\n') == base  # no docstrings at all: the same code
+
+
 def test_fingerprint_changes_with_the_optimizer_source(tmp_path: Path) -> None:
     """Original failure: results were keyed by config only, so `particles + 0 * move` in
     polystep/functional.py was served the old (good) result."""

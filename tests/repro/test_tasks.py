@@ -1,4 +1,4 @@
-"""Tests for repro.tasks: the offline digits split and the mini-batch stream."""
+"""Tests for repro.tasks: the offline digits loader (both preprocessings) and the mini-batch stream."""
 
 import numpy as np
 import pytest
@@ -41,12 +41,35 @@ def test_no_overlap_and_full_coverage(split):
 
 
 def test_split_indices_disjoint():
-    from repro.tasks.digits import stratified_three_way_split
+    from repro.tasks.digits import stratified_split
 
     y = np.repeat(np.arange(10), 50)
-    tr, va, te = stratified_three_way_split(y, seed=3, val_fraction=0.2, test_fraction=0.2)
+    tr, va, te = stratified_split(y, seed=3, val_fraction=0.2, test_fraction=0.2)
     assert len(set(tr) & set(va)) == len(set(tr) & set(te)) == len(set(va) & set(te)) == 0
     assert sorted(np.concatenate([tr, va, te]).tolist()) == list(range(500))
+    tr2, va2, te2 = stratified_split(y, seed=3, val_fraction=0.0, test_fraction=0.3)
+    assert (len(tr2), len(va2), len(te2)) == (350, 0, 150) and not set(tr2) & set(te2)
+
+
+def test_pixel_split_is_the_released_ghosts_loader():
+    """``standardise=False, val_fraction=0``: X/16 and sklearn's split with ``random_state=seed``."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits_split(seed=42, test_fraction=0.3, val_fraction=0.0, standardise=False)
+    assert d.sizes == {"train": 1257, "val": 0, "test": 540} and d.x_val.shape == (0, 64)
+    data = load_digits()
+    tr, te = train_test_split(np.arange(1797), test_size=0.3, stratify=data.target, random_state=42)
+    assert np.array_equal(d.indices["train"].numpy(), np.sort(tr))
+    assert np.array_equal(d.indices["test"].numpy(), np.sort(te))
+    assert torch.equal(d.x_test, torch.from_numpy(data.data[np.sort(te)] / 16.0).float())
+    assert float(d.x_train.min()) == 0.0 and float(d.x_train.max()) == 1.0
+    counts = np.bincount(d.y_test.numpy(), minlength=10)
+    assert counts.min() >= 50 and counts.max() <= 56  # stratified: ~54 of each digit
+    again = load_digits_split(seed=42, test_fraction=0.3, val_fraction=0.0, standardise=False)
+    assert torch.equal(again.x_train, d.x_train) and torch.equal(again.y_test, d.y_test)
+    other = load_digits_split(seed=0, test_fraction=0.2, val_fraction=0.0, standardise=False)
+    assert other.sizes == {"train": 1437, "val": 0, "test": 360}
 
 
 def test_stratification(split):
@@ -82,8 +105,11 @@ def test_determinism_and_seed_dependence(split):
 
 
 def test_split_validation():
-    with pytest.raises(ValueError, match="val_fraction"):
-        load_digits_split(seed=0, val_fraction=0.0)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="val_fraction"):
+            load_digits_split(seed=0, val_fraction=bad)
+    with pytest.raises(ValueError, match="test_fraction"):
+        load_digits_split(seed=0, test_fraction=0.0)
     with pytest.raises(ValueError, match="val_fraction \\+ test_fraction"):
         load_digits_split(seed=0, val_fraction=0.6, test_fraction=0.5)
 

@@ -1,7 +1,7 @@
 """theory.hitting_time: cap measures, the cap lower bound, hitting times vs the geometric law, ES/SPSA.
 
-Checked version (digest section 3.4; the paper's bound is unknown [U]): on a staircase, the steps
-``tau`` to the first lower level satisfy ``E[tau] p = 1`` (geometric law) with ``p`` the one-step hit
+Checked version (paper/polystep_reconstruction.md §3.4; the paper's bound is unknown [U]): on a
+staircase, the steps ``tau`` to the first lower level satisfy ``E[tau] p = 1`` (geometric law) with ``p`` the one-step hit
 probability at the start, ``p >= p_lower`` (spherical-cap bound), and two-point ES/SPSA estimates with
 perturbation ``0.02 w`` vanish. What is asserted below is what holds numerically: the geometric law
 holds where the iterate cannot move within a level (radial staircase, ``r_s < distance to the next

@@ -1,4 +1,4 @@
-"""Numerical checks of the reconstructed Theorem 4.1 (digest section 3.1, checks 1-5).
+"""Numerical checks of the reconstructed Theorem 4.1 (paper/polystep_reconstruction.md §3.1, checks 1-5).
 
 The paper body was not readable; the statement checked is the reconstruction documented in
 ``theory/one_sided_limit.py``. All lambda paths use the tight solver settings of
@@ -26,10 +26,10 @@ from theory.one_sided_limit import (
 )
 from polystep.transport import softmax_plan
 
-# Digest check 1 grid.
+# The grid of check 1 (reconstruction §3.1).
 LAMS = [0.0] + [10.0**k for k in range(-3, 7)] + [math.inf]  # {0, 1e-3, ..., 1e6, inf}
 PROBLEMS = [(P, V, eps) for P in (3, 20, 100) for V in (4, 16) for eps in (0.01, 0.1, 1.0)]
-SMALL_LAMS = np.logspace(-4, -2, 5)  # digest check 3 window [1e-4, 1e-2]
+SMALL_LAMS = np.logspace(-4, -2, 5)  # check 3's window [1e-4, 1e-2]
 
 
 def _cost(P: int, V: int, eps: float) -> torch.Tensor:
@@ -48,10 +48,10 @@ def paths():
 def test_check1_softmax_limit_and_rows(paths, key):
     _, res = paths[key]
     assert res["converged"].all()
-    # (i) P_0 is the closed-form row softmax (independent NumPy evaluation): digest bound 1e-10.
+    # (i) P_0 is the closed-form row softmax (independent NumPy evaluation): check 1 bound 1e-10.
     assert res["softmax_closed_form_err"][0] < 1e-10
     assert res["dist_softmax"][0] == 0.0  # lam = 0 short-circuits to softmax_plan exactly
-    # (iii) rows = a for every lam: digest bound 1e-8 (measured <= 1e-15).
+    # (iii) rows = a for every lam: check 1 bound 1e-8 (measured <= 1e-15).
     assert res["row_err"].max() < 1e-8
 
 
@@ -59,7 +59,7 @@ def test_check1_softmax_limit_and_rows(paths, key):
 def test_check2_kl_monotone_to_zero(paths, key):
     _, res = paths[key]
     kl = res["kl"]
-    # Non-increasing along the grid up to 1e-9 (digest), with solvers converged to 1e-12.
+    # Non-increasing along the grid up to 1e-9 (check 2), with solvers converged to 1e-12.
     assert np.all(np.diff(kl) <= 1e-9)
     # -> 0: at lam = inf the column marginal equals b to 1e-12, so KL = O(1e-22) + rounding.
     assert abs(kl[-1]) < 1e-12
@@ -71,7 +71,7 @@ def test_check2_kl_monotone_to_zero(paths, key):
 def test_check3_large_lam_is_sinkhorn(paths, key):
     _, res = paths[key]
     i = LAMS.index(1e6)
-    # Digest bound 1e-3; ||P_lam - P_inf|| = O(1/lam), measured <= 5e-8 at lam = 1e6.
+    # Check 3 bound 1e-3; ||P_lam - P_inf|| = O(1/lam), measured <= 5e-8 at lam = 1e6.
     assert res["dist_sinkhorn"][i] < 1e-3
     assert res["dist_sinkhorn"][-1] < 1e-9  # lam = inf is the Sinkhorn plan itself
 
@@ -84,17 +84,17 @@ def _slope(C: torch.Tensor, eps: float, lams: np.ndarray) -> float:
 @pytest.mark.parametrize("key", PROBLEMS, ids=lambda k: f"P{k[0]}-V{k[1]}-eps{k[2]}")
 def test_check3_small_lam_slope_one(key):
     # ||P_lam - P_0||_inf = lam ||dP/dlam(0)||_inf + O(lam^2): log-log slope 1 +- 0.1.
-    # The digest window [1e-4, 1e-2] is used when eps >= 0.1 (lam/eps <= 0.1). For eps = 0.01
+    # Check 3's window [1e-4, 1e-2] is used when eps >= 0.1 (lam/eps <= 0.1). For eps = 0.01
     # the window reaches lam/eps = 1 (alpha = 1/2), and when the softmax is saturated the linear
-    # coefficient is exponentially small (see test_check3_digest_window_fails_when_saturated),
+    # coefficient is exponentially small (see test_check3_absolute_window_fails_when_saturated),
     # so the window is moved to [1e-6, 1e-4] (same lam/eps range as eps = 1 on [1e-4, 1e-2]).
     P, V, eps = key
     lams = SMALL_LAMS if eps >= 0.1 else SMALL_LAMS * 1e-2
     assert abs(_slope(_cost(P, V, eps), eps, lams) - 1.0) < 0.1
 
 
-def test_check3_digest_window_fails_when_saturated():
-    # Finding: the digest's check 3 as written (window [1e-4, 1e-2]) is not universal. For this
+def test_check3_absolute_window_fails_when_saturated():
+    # Finding: check 3 of the reconstruction as written (window [1e-4, 1e-2]) is not universal. For this
     # 3x4 instance at eps = 0.01 every row softmax is one-hot to ~1e-5, so dP/dlam(0) ~ e^{-gap/eps}
     # and the quadratic term dominates on [1e-4, 1e-2] (measured slope ~2.2); slope 1 holds only
     # for lam below ~1e-6 (checked above).
@@ -154,7 +154,7 @@ def test_bound_helpers_edge_cases():
 
 
 def test_check5_softmax_vs_ot_gap_trend():
-    # Digest check 5 probes the figure note "P/V small => softmax = OT" by the Spearman trend of
+    # Check 5 (reconstruction §3.1) probes the figure note "P/V small => softmax = OT" by the Spearman trend of
     # the barycentre gap ||x'_softmax - x'_OT|| against P (V = 16, i.i.d. U[0,1) costs, per-particle
     # Haar rotations, eps = 0.1, 8 trials per P).
     # Finding: the trend is the OPPOSITE of the figure note. For P = 1 the OT plan is forced to

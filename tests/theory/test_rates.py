@@ -1,7 +1,7 @@
 """theory.rates: the batched PolyStep runner, rate fits, the linear-regime prediction, jitter/Haar checks.
 
-Checked version (digest section 3.2; the paper's statement is unknown [U]): PolyStep with
-``r_s = r_p = r0/sqrt(t+1)``, fixed ``eps``, jitter 0.05; ``g_T = min_{t<=T} ||grad L(x_t)||``.
+Checked version (paper/polystep_reconstruction.md §3.2; the paper's statement is unknown [U]):
+PolyStep with ``r_s = r_p = r0/sqrt(t+1)``, fixed ``eps``, jitter 0.05; ``g_T = min_{t<=T} ||grad L(x_t)||``.
 What holds numerically, and is asserted here: in the linear regime PolyStep is gradient descent with
 step ``r0^2/(2 d_p eps (t+1))``, so ``g_T ~ T^{-c}`` with ``c = lambda_min r0^2/(2 d_p eps)`` -- faster
 than ``T^{-1/2}`` for ``c > 1/2`` and slower for ``c < 1/2``: the reconstructed O(log T/sqrt T) rate at
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from polystep import functional as F
+from polystep import functional as psf
 from theory import objectives as O
 from polystep.schedules import InverseSqrt
 from theory.rates import (
@@ -51,11 +51,11 @@ def test_batched_rescaled_runner_equals_plain_steps(logcosh8) -> None:
         ref = torch.Generator().manual_seed(0)
         ref.set_state(g.get_state())
         x = x0.clone()
-        cfg = F.PolyStepConfig(eps=eps, step_radius=InverseSqrt(start=r0), probe_radius=InverseSqrt(start=r0),
+        cfg = psf.PolyStepConfig(eps=eps, step_radius=InverseSqrt(start=r0), probe_radius=InverseSqrt(start=r0),
                                radius_mode="absolute", probe_jitter=0.05)
-        st = F.init()
+        st = psf.init()
         for _ in range(30):
-            x, st, _ = F.step(x, obj, st, cfg, ref)
+            x, st, _ = psf.step(x, obj, st, cfg, ref)
         # identical random stream; r0 = 1, eps = 1 is bitwise the same computation, the rescaled
         # problem differs by rounding only (relative 1e-10 after 30 steps)
         assert np.abs(res["p"]["x_final"] - x.numpy()).max() <= tol * max(1.0, float(x.abs().max()))
