@@ -1,5 +1,6 @@
 # polystep-repro: two commands do everything on a fresh machine with Python 3.11 and make.
 #   make reproduce   regenerate every registered figure/table at the default cpu scale + paper/REPORT.md
+#                    (cells on JOBS=2 worker processes; benchmarks alone afterwards)
 #   make test        run the test-suite (one pytest-xdist worker per core; PYTEST_ARGS overrides)
 #   make data        fetch MNIST, Fashion-MNIST and ETTh1 into the data cache (verified; see README "Data")
 # Both create .venv and install the pinned environment (requirements/lock.txt) on first use.
@@ -8,6 +9,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 SCALE  ?= cpu
 DEVICE ?= auto
+JOBS   ?= 2
 PYTEST_ARGS ?= -n auto
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -26,7 +28,7 @@ data: $(STAMP)
 	$(BIN)/polystep-repro data fetch all
 
 reproduce: $(STAMP) data
-	$(BIN)/polystep-repro all --scale $(SCALE) --device $(DEVICE)
+	$(BIN)/polystep-repro all --scale $(SCALE) --device $(DEVICE) --jobs $(JOBS)
 
 report: $(STAMP)
 	$(BIN)/polystep-repro report

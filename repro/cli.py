@@ -6,7 +6,9 @@ Examples::
     polystep-repro run quickstart_digits --scale ci
     polystep-repro run bench_step --scale cpu --device cpu
     polystep-repro plot quickstart_digits
-    polystep-repro all --scale cpu          # every experiment, then the report
+    polystep-repro all --scale cpu --jobs 2 # every experiment (cells on 2 processes), then the report
+    polystep-repro run ghosts_fig9 --executor dask:127.0.0.1:8786   # cells on a Dask cluster
+    polystep-repro status --scale cpu       # results current / stale / missing, unfinished cells
     polystep-repro report
     polystep-repro claim polystep.thm41_figure_kl_bound   # rule, code, test, value, verdict
     polystep-repro data fetch all           # MNIST, Fashion-MNIST, ETTh1 into the data cache
@@ -29,6 +31,28 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=f"one of {DEVICE_CHOICES} (default auto)")
     p.add_argument("--seed", type=int, default=0, help="root seed; every stream derives from it")
     p.add_argument("--force", action="store_true", help="recompute even if a cached result exists")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="compute the experiments' cells in N local worker processes (default 1: in "
+                        "this process)")
+    p.add_argument("--executor", default="local", metavar="SPEC",
+                   help="'local' (default; with --jobs) or 'dask:HOST:PORT', the address of a running "
+                        "Dask distributed scheduler whose workers compute the cells")
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1, got {value}")
+    return value
+
+
+def _executor(args: argparse.Namespace):
+    from .cells import make_executor
+
+    return make_executor(jobs=args.jobs, executor=args.executor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_all = sub.add_parser("all", help="run every experiment at one scale, then write the report")
     _add_run_args(p_all)
     p_all.add_argument("--skip", nargs="*", default=[], help="experiment ids to leave out")
+    p_status = sub.add_parser("status", help="per experiment: result current / stale / missing, cells "
+                                             "stored and failed in an unfinished run, compute time spent")
+    p_status.add_argument("--scale", choices=SCALES, default=DEFAULT_SCALE)
+    p_status.add_argument("--device", default="auto")
+    p_status.add_argument("--seed", type=int, default=0)
     p_rep = sub.add_parser("report", help="write paper/REPORT.md (REPORT-seed<N>.md for --seed N) "
                                           "from the cpu/paper figure sidecars")
     p_rep.add_argument("--seed", type=int, default=0)
@@ -88,6 +117,47 @@ def _data_command(args: argparse.Namespace) -> int:
         for name in names:
             print(fetch(name))
     return 0
+
+
+def status_lines(scale: str, seed: int = 0, device: str = "auto") -> list[str]:
+    """The text of ``polystep-repro status``: for each experiment at ``scale``, whether its result
+    is current (configuration and code unchanged), stale or missing, with its compute time; and for
+    an unfinished run of the current configuration and code, the cells stored and failed so far."""
+    from . import storage
+    from .device import resolve_device
+    from .fingerprint import code_fingerprint
+
+    dev = resolve_device(device)
+    lines = [f"{'experiment':28s} {'result':9s} {'compute':>9s}  cells of an unfinished run"]
+    for eid in registry.experiment_ids():
+        module = registry.get(eid)
+        chash = runner.config_hash(registry.config(eid, scale), getattr(module, "VERSION", 1))
+        fingerprint = code_fingerprint(eid)
+        path = runner.result_path(eid, scale, seed, dev)
+        state, compute = "missing", ""
+        if path.exists():
+            try:
+                meta = storage.load(path)["meta"]
+                current = meta.get("config_hash") == chash and meta.get("code_fingerprint") == fingerprint
+                state = "current" if current else "stale"
+                compute = f"{meta.get('compute_time_s', 0.0):8.1f}s"
+            except storage.CorruptResultError:
+                state = "corrupt"
+        partial = path.with_suffix(f".{runner.cache_key(chash, fingerprint)}.partial")
+        cells = ""
+        if partial.is_dir():
+            stored = sorted(partial.glob("*.json"))
+            failed = sorted(p.stem for p in partial.glob("*.failed"))
+            spent = 0.0
+            for p in stored:
+                try:
+                    spent += float(storage.load(p).get("compute_s", 0.0))
+                except (storage.CorruptResultError, OSError):
+                    pass
+            cells = f"{len(stored)} stored ({spent:.1f}s)" + (f", {len(failed)} failed: {', '.join(failed)}"
+                                                               if failed else "")
+        lines.append(f"{eid:28s} {state:9s} {compute:>9s}  {cells}")
+    return lines
 
 
 def _print_summary(experiment_id: str, stored: dict) -> None:
@@ -159,8 +229,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{eid:28s} {module.TITLE}")
                 print(f"{'':28s} claims: {', '.join(module.CLAIMS)}")
         elif args.command == "run":
-            stored = runner.run_experiment(args.id, scale=args.scale, device=args.device,
-                                           seed=args.seed, force=args.force)
+            registry.get(args.id)  # an unknown id says so before an executor starts
+            executor = _executor(args)
+            try:
+                stored = runner.run_experiment(args.id, scale=args.scale, device=args.device,
+                                               seed=args.seed, force=args.force, executor=executor)
+            finally:
+                executor.close()
             _print_summary(args.id, stored)
         elif args.command == "plot":
             from . import storage
@@ -176,18 +251,38 @@ def main(argv: list[str] | None = None) -> int:
                 print(written)
         elif args.command == "all":
             started = time.perf_counter()
-            for eid in registry.experiment_ids():
-                if eid in args.skip:
-                    continue
+            ids = [eid for eid in registry.experiment_ids() if eid not in args.skip]
+            # benchmarks that need a quiet machine run alone, in this process, after the pool
+            quiet = [eid for eid in ids if getattr(registry.get(eid), "NEEDS_QUIET_MACHINE", False)]
+            walls: dict[str, float] = {}
+            executor = _executor(args)
+            try:
+                for eid in [e for e in ids if e not in quiet]:
+                    t0 = time.perf_counter()
+                    stored = runner.run_experiment(eid, scale=args.scale, device=args.device,
+                                                   seed=args.seed, force=args.force, executor=executor)
+                    walls[eid] = time.perf_counter() - t0
+                    _print_summary(eid, stored)
+            finally:
+                executor.close()
+            for eid in quiet:
+                t0 = time.perf_counter()
                 stored = runner.run_experiment(eid, scale=args.scale, device=args.device,
                                                seed=args.seed, force=args.force)
+                walls[eid] = time.perf_counter() - t0
                 _print_summary(eid, stored)
-            print(f"all experiments done in {time.perf_counter() - started:.0f}s")
+            print("wall time per experiment (s, this invocation; a cached result loads in ~0):")
+            for eid, wall in walls.items():
+                print(f"  {eid:28s} {wall:8.1f}")
+            print(f"all experiments done in {time.perf_counter() - started:.0f}s "
+                  f"(executor {getattr(executor, 'name', 'in-process')}, {executor.workers} worker(s))")
             if args.scale not in report.REPORT_SCALES:
                 print(f"(a {args.scale}-scale run does not make the report: it is built from the "
                       f"{' and '.join(report.REPORT_SCALES)} sidecars)")
             print(report.write_report(seed=args.seed))
             print(report.write_figures_index(seed=args.seed))
+        elif args.command == "status":
+            print("\n".join(status_lines(args.scale, seed=args.seed, device=args.device)))
         elif args.command == "claim":
             print(describe_claim(args.id, seed=args.seed))
         elif args.command == "report":

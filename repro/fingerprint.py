@@ -31,7 +31,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = ("polystep", "ghosts", "theory", "repro")
 EXPERIMENTS = Path("repro") / "experiments"
 #: always part of the fingerprint: the code around every ``run()``
-RUN_MACHINERY = ("repro.runner", "repro.context", "repro.storage", "repro.device", "repro.scale")
+RUN_MACHINERY = ("repro.runner", "repro.context", "repro.cells", "repro.storage", "repro.device", "repro.scale")
 #: never part of it: verdicts, registry, report, CLI, figure style (no measured number depends on them)
 BOOKKEEPING = ("repro.claims", "repro.report", "repro.cli", "repro.registry", "repro.fingerprint",
                "repro.notebook", "repro.figures")

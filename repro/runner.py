@@ -77,12 +77,20 @@ def load_verified(path: Path) -> dict | None:
         return None
 
 
+#: generated outputs: changes to them do not make a checkout "dirty" (a run that writes its figures
+#: into the tree must not make the next run of the same clean checkout look dirty)
+GENERATED_OUTPUTS = (":(exclude)figures", ":(exclude)paper/REPORT*.md")
+
+
 def git_sha() -> str:
+    """``HEAD``'s sha, with ``-dirty`` when tracked files other than the generated outputs
+    (:data:`GENERATED_OUTPUTS`) differ from it."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=10)
         sha = out.stdout.strip() if out.returncode == 0 else "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *GENERATED_OUTPUTS],
                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout
         return sha + ("-dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -131,13 +139,32 @@ def command_line(experiment_id: str, scale: str, seed: int, device: str = "auto"
     return " ".join(parts)
 
 
+#: intra-op threads of an experiment that does not set ``THREADS``: fixed, not the machine's core
+#: count, so that a result is the same on every machine (see :mod:`repro.cells`)
+DEFAULT_THREADS = 1
+
+
+def experiment_threads(module, scale: str) -> int:
+    """The experiment's fixed intra-op thread count at ``scale``: its ``THREADS`` (an integer, or a
+    mapping scale -> integer; default 1)."""
+    threads = getattr(module, "THREADS", DEFAULT_THREADS)
+    if isinstance(threads, dict):
+        threads = threads.get(scale, DEFAULT_THREADS)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"{module.__name__}.THREADS must be an integer >= 1 (or a mapping scale -> "
+                         f"integer), got {threads!r}")
+    return threads
+
+
 def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torch.device = "auto",
                    seed: int = 0, force: bool = False, make_figures: bool = True,
-                   progress: bool | None = None) -> dict:
+                   progress: bool | None = None, executor=None) -> dict:
     """Run (or load from cache) ``experiment_id`` at ``scale``; returns ``{"results", "meta"}``.
 
     The cached result is reused when its config hash and code fingerprint match and it passes its
-    integrity check. Folders are checked for writability before any compute.
+    integrity check. Folders are checked for writability before any compute. ``executor``
+    (:func:`repro.cells.make_executor`; default in-process) computes the experiment's cells; the
+    experiment runs, cells and all, at its fixed thread count (:func:`experiment_threads`).
     """
     check_scale(scale)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -162,24 +189,31 @@ def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torc
                     write_outputs(experiment_id, stored)
                 return stored
         stored = _compute(module, cfg, experiment_id, scale, seed, dev, path, chash, fingerprint,
-                          force, progress)
+                          force, progress, executor)
     if make_figures:
         write_outputs(experiment_id, stored)
     return stored
 
 
 def _compute(module, cfg, experiment_id: str, scale: str, seed: int, dev: torch.device, path: Path,
-             chash: str, fingerprint: str, force: bool, progress: bool | None) -> dict:
+             chash: str, fingerprint: str, force: bool, progress: bool | None, executor=None) -> dict:
     """Run ``module`` (resuming from this configuration's and code's checkpoints) and save the result."""
     partial = path.with_suffix(f".{cache_key(chash, fingerprint)}.partial")  # this config + code only
     if force and partial.exists():
         shutil.rmtree(partial)
-    ctx = RunContext(seed=seed, device=dev, scale=scale, checkpoint_dir=partial)
+    threads = experiment_threads(module, scale)
+    ctx = RunContext(seed=seed, device=dev, scale=scale, checkpoint_dir=partial, threads=threads,
+                     executor=executor)
     if progress is not None:
         ctx.progress = progress
-    started = time.perf_counter()
-    results = module.run(cfg, ctx)
-    wall = time.perf_counter() - started
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the experiment's own code outside its cells runs the same way
+    try:
+        started = time.perf_counter()
+        results = module.run(cfg, ctx)
+        wall = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(previous)
     meta = {
         "experiment": experiment_id, "title": module.TITLE, "scale": scale, "seed": seed,
         "device": str(dev), "git_sha": git_sha(), "versions": versions(),
@@ -188,7 +222,10 @@ def _compute(module, cfg, experiment_id: str, scale: str, seed: int, dev: torch.
         "resumed_units": ctx.resumed_units,
         "forward_evals": ctx.forward_evals, "seeds": dict(sorted(ctx.seeds_used.items())),
         "command": command_line(experiment_id, scale, seed),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads,
+        "executor": getattr(executor, "name", "in-process"),
+        "workers": getattr(executor, "workers", 1),
+        "cells_compute_s": ctx.cells_compute_s,
     }
     stored = {"results": results, "meta": meta}
     storage.save(path, stored)

@@ -14,7 +14,10 @@ absolute cosine schedules, model selected on validation, test split touched once
 in ``Config.variants`` -- ``(label, basis, absorb_every)``; ``absorb_every > 0`` absorbs ``P z`` into
 ``theta_0`` and redraws the subspace every that many steps -- with the same seeds, batches and
 initialisations across variants.  Losses are evaluated by ``fast_population_closure`` (equal to the
-naive evaluation; tests/polystep/test_fast_eval.py).
+naive evaluation; tests/polystep/test_fast_eval.py).  Each variant x seed is one cell
+(:mod:`repro.cells`, ``"{basis}-absorb{absorb_every}-seed{s}"``).  The per-step timings
+(``step_s``, ``setup_s``) are those of the worker that ran the cell: under ``--jobs N`` the cells
+share the machine, so compare timings of runs made the same way.
 
 Claims (this package's, not the paper's), each measured as the candidate's mean test accuracy (%)
 with its deficit to the reference basis (``evidence.gap_pp``); the rule and its threshold are in
@@ -36,6 +39,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from polystep.fast_eval import fast_population_closure
+from repro.cells import Cell
 from repro.claims import claim, claims_of
 from repro.context import RunContext
 from repro.experiments import quickstart_digits
@@ -65,17 +69,27 @@ CONFIGS = {
 }
 
 
+def _unit(basis: str, absorb_every: int, training: quickstart_digits.Config, seed: int, ctx: RunContext) -> dict:
+    """One cell: PolyStep with ``basis`` (absorb-and-redraw every ``absorb_every`` steps, 0: never)
+    on seed ``seed`` (:func:`~repro.tasks.mlp_run.train_mlp`, losses by ``fast_population_closure``)."""
+    options = {"basis": basis, "absorb_every": absorb_every, "redraw_on_absorb": absorb_every > 0}
+    return train_mlp("PolyStep", training, seed, ctx, polystep_options=options,
+                     closure_factory=fast_population_closure)
+
+
 def run(cfg: Config, ctx: RunContext) -> dict:
+    """One cell per variant and seed (``"{basis}-absorb{absorb_every}-seed{s}"``), then per variant
+    the test accuracies and step timings."""
     labels = [v[0] for v in cfg.variants]
     if len(set(labels)) != len(labels) or not {REFERENCE, CANDIDATE} <= set(labels):
         raise ValueError(f"variants need unique labels including {REFERENCE!r} and {CANDIDATE!r}")
+    seeds = cfg.training.seeds
+    cells = [Cell(f"{basis}-absorb{absorb}-seed{s}", _unit, (basis, absorb, cfg.training, s))
+             for _label, basis, absorb in cfg.variants for s in seeds]
+    values = iter(ctx.map(cells, desc="variant x seed"))
     out: dict = {"dataset": cfg.training.dataset, "variants": {}}
     for label, basis, absorb in cfg.variants:
-        options = {"basis": basis, "absorb_every": absorb, "redraw_on_absorb": absorb > 0}
-        runs = [ctx.checkpoint(f"{basis}-absorb{absorb}-seed{s}", lambda s=s, o=options: train_mlp(
-                    "PolyStep", cfg.training, s, ctx, polystep_options=o,
-                    closure_factory=fast_population_closure))
-                for s in cfg.training.seeds]
+        runs = [next(values) for _ in seeds]
         out["variants"][label] = {
             "basis": basis, "absorb_every": absorb, "seeds": list(cfg.training.seeds), "runs": runs,
             "test_acc": np.asarray([r["test_acc"] for r in runs]),

@@ -81,6 +81,11 @@ TITLE = ("Benchmark: one PolyStep step on the 784-128-10 MLP, naive vs fast eval
          "(evaluations/s, overhead, memory)")
 CLAIMS = claims_of(ID)
 VERSION = 5  # result format: per (rank, basis) rows, per-evaluator (naive and fast), stepped alternately
+#: timings need a quiet machine: `all` runs this after the pool of the other experiments, alone
+NEEDS_QUIET_MACHINE = True
+#: fixed intra-op threads: the committed cpu timings use both cores of the 2-core machine; the ci
+#: run (tests, beside other test workers) one
+THREADS = {"ci": 1, "cpu": 2, "paper": 2}
 
 ORIGINAL_STEP_S, ORIGINAL_PEAK_GB = 138.0, 7.4  # issue #3: original code, rank 4, this machine class
 #: the evaluators by name (``Config.evaluators`` orders them within each round of steps)

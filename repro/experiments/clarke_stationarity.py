@@ -89,6 +89,7 @@ import numpy as np
 import torch
 
 from theory import objectives as O
+from repro.cells import Cell
 from repro.claims import claim, claims_of, get_claim, measure
 from repro.context import RunContext
 from theory.hitting_time import hitting_config, radial_start
@@ -158,15 +159,6 @@ _PAPER = Config(**{**_CPU.__dict__, "steps": 100_000, "T_points": (10, 100, 1000
 CONFIGS = {"ci": Config(), "cpu": _CPU, "paper": _PAPER}
 
 
-def run(cfg: Config, ctx: RunContext) -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(cfg, ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _goldstein_grid(obj, x_rec: np.ndarray, idx: np.ndarray, deltas, gen, samples) -> np.ndarray:
     """G_delta at the recorded iterates ``x_rec[idx]``: ``[n_T, n_delta, S]``."""
     n_t, s, d = len(idx), x_rec.shape[1], x_rec.shape[2]
@@ -183,118 +175,152 @@ def make_program(cfg: Config, ctx: RunContext) -> SpuriousKinkProgram:
     return SpuriousKinkProgram(cfg.prog_dim, q, a=cfg.prog_a, b=cfg.prog_b)
 
 
-def _run(cfg: Config, ctx: RunContext) -> dict:
-    T = np.asarray(cfg.T_points)
-    rec = record_grid(cfg.steps, cfg.record_points, T)
-    idx = np.searchsorted(rec, T)
-
-    # 1a. the ReLU program (PolyStep from the spurious point x = 0) and 1c. L1 regression: one
-    # particle per run (d_p = D) and, separately, two block particles of d_p = D/2 (the optimizer's
-    # block-coordinate mode). The program and the block L1 share d_p = 4 and run in one batch.
-    prog = make_program(cfg, ctx)
-    x_star = prog.minimizer.numpy()
+def _l1_instance(cfg: Config, ctx: RunContext):
+    """The L1 regression ``||Bx - c||_1 + mu ||x||^2``, drawn from the run's ``l1-instance`` stream."""
     gl = ctx.torch_generator("l1-instance", device="cpu")
     b = torch.randn(2 * cfg.l1_dim, cfg.l1_dim, generator=gl, dtype=torch.float64)
     c = torch.randn(2 * cfg.l1_dim, generator=gl, dtype=torch.float64)
-    l1 = O.l1_regression(b, c, cfg.l1_mu)
-    block = cfg.l1_dim // 2
-    block_delta = cfg.block_delta_factor * cfg.r0 / math.sqrt(cfg.steps + 1)
+    return O.l1_regression(b, c, cfg.l1_mu)
 
-    def l1_summary(q, g):
-        xr = q["x_record"]
-        x_last = xr[idx[-1]]
-        return {"goldstein": _goldstein_grid(l1, xr, idx, cfg.deltas, g, cfg.goldstein_samples),
-                "dist": np.linalg.norm(xr[idx] - l1.minimizer.numpy(), axis=2),
-                "f_gap": np.array([[float(l1(torch.from_numpy(xr[i, k]))) - l1.minimum for k in range(cfg.seeds)]
-                                   for i in idx]),
-                "clarke_T": np.array([[clarke_measure(l1, torch.from_numpy(xr[i, k])).norm
-                                       for k in range(cfg.seeds)] for i in idx]),
-                "block_goldstein": np.stack([block_goldstein_measures(l1.grad, torch.from_numpy(x_last[k]),
-                                                                      block_delta, block, g,
-                                                                      num_samples=cfg.block_samples)
-                                             for k in range(cfg.seeds)]),  # [S, n_blocks] at T_max
-                "full_goldstein_block_delta": goldstein_measures(l1.grad, torch.from_numpy(x_last), block_delta,
-                                                                 g, num_samples=cfg.block_samples)}
 
-    def polystep_runs():
-        g = ctx.torch_generator("polystep", device="cpu")
-        probs = [RateProblem("kink", prog, cfg.prog_dim, cfg.prog_dim, cfg.r0, cfg.eps, x0_scale=0.0),
-                 RateProblem("l1_block", l1, cfg.l1_dim, block, cfg.r0, cfg.eps)]
-        res = run_rates(probs, steps=cfg.steps, seeds=cfg.seeds, generator=g, jitter=cfg.jitter, record=rec,
-                        keep_iterates=True)
-        g8 = ctx.torch_generator("polystep-full", device="cpu")
-        full = run_rates([RateProblem("l1", l1, cfg.l1_dim, cfg.l1_dim, cfg.r0, cfg.eps)], steps=cfg.steps,
-                         seeds=cfg.seeds, generator=g8, jitter=cfg.jitter, record=rec, keep_iterates=True)["l1"]
-        ctx.count_evals(cfg.steps * cfg.seeds * 2 * (cfg.prog_dim + 2 * cfg.l1_dim))
-        r = res["kink"]
-        xr = r["x_record"]                                         # [n_rec, S, D]
-        x_t = torch.from_numpy(np.ascontiguousarray(xr[idx]))      # [n_T, S, D]
-        kink = {"record": r["record"], "x_T": xr[idx],
-                "dist": np.linalg.norm(xr - x_star, axis=2),       # [n_rec, S]
-                "f_gap": prog(torch.from_numpy(xr)).numpy() - prog.minimum,
-                "goldstein": _goldstein_grid(prog, xr, idx, cfg.deltas, g, cfg.goldstein_samples),
-                "clarke_T": np.array([[clarke_measure(prog, x_t[i, k]).norm for k in range(cfg.seeds)]
-                                      for i in range(len(idx))]),
-                "grad_norm_T": prog.grad(x_t).norm(dim=-1).numpy(),
-                "kink_dist_T": prog.kink_distance(x_t).numpy()}
-        return {"kink": kink, "l1": l1_summary(full, g8), "l1_block": l1_summary(res["l1_block"], g)}
+def _record(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded steps and the indices of ``cfg.T_points`` among them."""
+    rec = record_grid(cfg.steps, cfg.record_points, np.asarray(cfg.T_points))
+    return rec, np.searchsorted(rec, np.asarray(cfg.T_points))
 
-    runs = ctx.checkpoint("polystep", polystep_runs)
 
-    # 1b. gradient descent fed by torch autograd through the program, from the same point
+def _block_delta(cfg: Config) -> float:
+    return cfg.block_delta_factor * cfg.r0 / math.sqrt(cfg.steps + 1)
+
+
+def _l1_summary(l1, q: dict, g: torch.Generator, cfg: Config) -> dict:
+    """Goldstein grid, distances, gaps and the block-wise vs full Goldstein test of one L1 run."""
+    _, idx = _record(cfg)
+    block_delta = _block_delta(cfg)
+    xr = q["x_record"]
+    x_last = xr[idx[-1]]
+    return {"goldstein": _goldstein_grid(l1, xr, idx, cfg.deltas, g, cfg.goldstein_samples),
+            "dist": np.linalg.norm(xr[idx] - l1.minimizer.numpy(), axis=2),
+            "f_gap": np.array([[float(l1(torch.from_numpy(xr[i, k]))) - l1.minimum for k in range(cfg.seeds)]
+                               for i in idx]),
+            "clarke_T": np.array([[clarke_measure(l1, torch.from_numpy(xr[i, k])).norm
+                                   for k in range(cfg.seeds)] for i in idx]),
+            "block_goldstein": np.stack([block_goldstein_measures(l1.grad, torch.from_numpy(x_last[k]),
+                                                                  block_delta, cfg.l1_dim // 2, g,
+                                                                  num_samples=cfg.block_samples)
+                                         for k in range(cfg.seeds)]),  # [S, n_blocks] at T_max
+            "full_goldstein_block_delta": goldstein_measures(l1.grad, torch.from_numpy(x_last), block_delta,
+                                                             g, num_samples=cfg.block_samples)}
+
+
+def _polystep_block(cfg: Config, ctx: RunContext) -> dict:
+    """1a. the ReLU program (PolyStep from the spurious point x = 0, one particle d_p = D) and 1c. the
+    L1 loss with two block particles of d_p = D/2: they share d_p = 4 and run in one batch (one
+    ``polystep`` stream, which their Goldstein estimates then continue)."""
+    prog, l1 = make_program(cfg, ctx), _l1_instance(cfg, ctx)
+    rec, idx = _record(cfg)
+    x_star = prog.minimizer.numpy()
+    g = ctx.torch_generator("polystep", device="cpu")
+    probs = [RateProblem("kink", prog, cfg.prog_dim, cfg.prog_dim, cfg.r0, cfg.eps, x0_scale=0.0),
+             RateProblem("l1_block", l1, cfg.l1_dim, cfg.l1_dim // 2, cfg.r0, cfg.eps)]
+    res = run_rates(probs, steps=cfg.steps, seeds=cfg.seeds, generator=g, jitter=cfg.jitter, record=rec,
+                    keep_iterates=True)
+    ctx.count_evals(cfg.steps * cfg.seeds * 2 * (cfg.prog_dim + cfg.l1_dim))
+    r = res["kink"]
+    xr = r["x_record"]                                         # [n_rec, S, D]
+    x_t = torch.from_numpy(np.ascontiguousarray(xr[idx]))      # [n_T, S, D]
+    kink = {"record": r["record"], "x_T": xr[idx],
+            "dist": np.linalg.norm(xr - x_star, axis=2),       # [n_rec, S]
+            "f_gap": prog(torch.from_numpy(xr)).numpy() - prog.minimum,
+            "goldstein": _goldstein_grid(prog, xr, idx, cfg.deltas, g, cfg.goldstein_samples),
+            "clarke_T": np.array([[clarke_measure(prog, x_t[i, k]).norm for k in range(cfg.seeds)]
+                                  for i in range(len(idx))]),
+            "grad_norm_T": prog.grad(x_t).norm(dim=-1).numpy(),
+            "kink_dist_T": prog.kink_distance(x_t).numpy()}
+    return {"kink": kink, "l1_block": _l1_summary(l1, res["l1_block"], g, cfg)}
+
+
+def _polystep_full(cfg: Config, ctx: RunContext) -> dict:
+    """1c. the L1 loss with one particle d_p = D (its own ``polystep-full`` stream)."""
+    l1 = _l1_instance(cfg, ctx)
+    rec, _ = _record(cfg)
+    g8 = ctx.torch_generator("polystep-full", device="cpu")
+    full = run_rates([RateProblem("l1", l1, cfg.l1_dim, cfg.l1_dim, cfg.r0, cfg.eps)], steps=cfg.steps,
+                     seeds=cfg.seeds, generator=g8, jitter=cfg.jitter, record=rec, keep_iterates=True)["l1"]
+    ctx.count_evals(cfg.steps * cfg.seeds * 2 * cfg.l1_dim)
+    return _l1_summary(l1, full, g8, cfg)
+
+
+def _autodiff(cfg: Config, ctx: RunContext) -> dict:
+    """1b. gradient descent fed by torch autograd through the program, from the spurious point."""
+    prog = make_program(cfg, ctx)
     x0 = prog.spurious_point
     xs = subgradient_descent(prog.autodiff_grad, x0, cfg.steps, cfg.autodiff_eta0)
     x_ad = torch.from_numpy(xs[-1])
     lo, hi = prog.conservative_field_box(x_ad)
     g_ad = ctx.torch_generator("autodiff-goldstein", device="cpu")
-    autodiff = {"x_final": xs[-1], "max_abs_x": float(np.abs(xs).max()),
-                "grad_norm_at_start": float(prog.autodiff_grad(x0).norm()),
-                "clarke": float(clarke_measure(prog, x_ad).norm),
-                "conservative_dist": float(torch.linalg.vector_norm(torch.clamp(lo, min=0) + torch.clamp(-hi, min=0))),
-                "goldstein": goldstein_measures(prog.grad, x_ad[None].expand(len(cfg.deltas), -1),
-                                                np.asarray(cfg.deltas), g_ad,
-                                                num_samples=cfg.goldstein_samples or None)}
+    return {"x_final": xs[-1], "max_abs_x": float(np.abs(xs).max()),
+            "grad_norm_at_start": float(prog.autodiff_grad(x0).norm()),
+            "clarke": float(clarke_measure(prog, x_ad).norm),
+            "conservative_dist": float(torch.linalg.vector_norm(torch.clamp(lo, min=0) + torch.clamp(-hi, min=0))),
+            "goldstein": goldstein_measures(prog.grad, x_ad[None].expand(len(cfg.deltas), -1),
+                                            np.asarray(cfg.deltas), g_ad,
+                                            num_samples=cfg.goldstein_samples or None)}
 
-    kink = {**runs["kink"], "rotation": prog.Q.numpy(), "a": prog.a, "b": prog.b, "minimizer": x_star,
+
+def _vacuity(cfg: Config, ctx: RunContext) -> dict:
+    """2. vacuity on piecewise-constant losses. One cell: the quantized chains' start is drawn from the
+    ``vacuity`` stream before the staircase chains use it, and they continue it afterwards."""
+    from polystep import functional as psf
+
+    out = {}
+    g = ctx.torch_generator("vacuity", device="cpu")
+    stair = O.staircase_radial(1.0)
+    quant = QuantizedLinearClassifier(cfg.quant_n, cfg.quant_dim, ctx.torch_generator("quant-data", device="cpu"))
+    for name, obj, x0, conf in (
+        ("staircase", stair, radial_start(cfg.stair_dim, 20, 1.0, 0.4).expand(cfg.vac_chains, -1).clone(),
+         hitting_config("orthoplex", cfg.stair_r)),
+        ("quantized", quant, torch.randn(cfg.vac_chains, quant.dim, generator=g, dtype=torch.float64),
+         hitting_config("orthoplex", cfg.quant_r)),
+    ):
+        x, state = x0, psf.init()
+        loss = np.empty((cfg.vac_steps + 1, cfg.vac_chains))
+        const = np.empty((cfg.vac_steps + 1, cfg.vac_chains), dtype=bool)
+        gradz = np.empty((cfg.vac_steps + 1, cfg.vac_chains), dtype=bool)
+        for t in range(cfg.vac_steps + 1):
+            loss[t] = obj(x).numpy()
+            const[t] = locally_constant(obj, x, cfg.vac_delta, cfg.vac_dirs, g)
+            gradz[t] = (obj.grad(x) == 0).all(dim=1).numpy()
+            if t < cfg.vac_steps:
+                x, state, _ = psf.step(x, obj, state, conf, g)
+        ctx.count_evals(cfg.vac_steps * cfg.vac_chains * 2 * x.shape[1])
+        out[name] = {"loss": loss, "locally_constant": const, "grad_zero": gradz, "dim": int(x.shape[1]),
+                     "minimum": float(getattr(obj, "minimum", math.nan))}
+    return out
+
+
+def run(cfg: Config, ctx: RunContext) -> dict:
+    """Cells: ``polystep`` (the ReLU program and the block-particle L1 runs, one batch), ``polystep-full``
+    (the one-particle L1 runs), ``autodiff`` (the autograd contrast) and ``vacuity``; every cell runs
+    all seeds of its batch (the seeds share one random stream)."""
+    T = np.asarray(cfg.T_points)
+    block = cfg.l1_dim // 2
+    block_delta = _block_delta(cfg)
+    cells = [Cell("polystep", _polystep_block, (cfg,)), Cell("polystep-full", _polystep_full, (cfg,)),
+             Cell("autodiff", _autodiff, (cfg,)), Cell("vacuity", _vacuity, (cfg,))]
+    runs, full, autodiff, vac = ctx.map(cells, desc="cells")
+
+    prog, l1 = make_program(cfg, ctx), _l1_instance(cfg, ctx)
+    x0 = prog.spurious_point
+    kink = {**runs["kink"], "rotation": prog.Q.numpy(), "a": prog.a, "b": prog.b, "minimizer": prog.minimizer.numpy(),
             "minimum": prog.minimum,
             "clarke_at_minimizer": float(clarke_measure(prog, prog.minimizer, tol=KINK_TOL).norm),
             "clarke_at_spurious": float(clarke_measure(prog, x0).norm)}
     star = clarke_measure(l1, l1.minimizer, tol=ACTIVE_TOL)
-    l1_res = {**runs["l1"], "clarke_at_minimizer": star.norm, "clarke_gap_at_minimizer": star.gap,
+    l1_res = {**full, "clarke_at_minimizer": star.norm, "clarke_gap_at_minimizer": star.gap,
               "active_at_minimizer": int(l1.active_set(l1.minimizer, tol=ACTIVE_TOL).sum()),
               "minimum_gap": l1.minimum_gap}
     l1_block = {**runs["l1_block"], "block_size": block}
-
-    # 2. vacuity on piecewise-constant losses
-    def vacuity():
-        out = {}
-        g = ctx.torch_generator("vacuity", device="cpu")
-        stair = O.staircase_radial(1.0)
-        quant = QuantizedLinearClassifier(cfg.quant_n, cfg.quant_dim, ctx.torch_generator("quant-data", device="cpu"))
-        from polystep import functional as psf
-
-        for name, obj, x0, conf in (
-            ("staircase", stair, radial_start(cfg.stair_dim, 20, 1.0, 0.4).expand(cfg.vac_chains, -1).clone(),
-             hitting_config("orthoplex", cfg.stair_r)),
-            ("quantized", quant, torch.randn(cfg.vac_chains, quant.dim, generator=g, dtype=torch.float64),
-             hitting_config("orthoplex", cfg.quant_r)),
-        ):
-            x, state = x0, psf.init()
-            loss = np.empty((cfg.vac_steps + 1, cfg.vac_chains))
-            const = np.empty((cfg.vac_steps + 1, cfg.vac_chains), dtype=bool)
-            gradz = np.empty((cfg.vac_steps + 1, cfg.vac_chains), dtype=bool)
-            for t in range(cfg.vac_steps + 1):
-                loss[t] = obj(x).numpy()
-                const[t] = locally_constant(obj, x, cfg.vac_delta, cfg.vac_dirs, g)
-                gradz[t] = (obj.grad(x) == 0).all(dim=1).numpy()
-                if t < cfg.vac_steps:
-                    x, state, _ = psf.step(x, obj, state, conf, g)
-            ctx.count_evals(cfg.vac_steps * cfg.vac_chains * 2 * x.shape[1])
-            out[name] = {"loss": loss, "locally_constant": const, "grad_zero": gradz, "dim": int(x.shape[1]),
-                         "minimum": float(getattr(obj, "minimum", math.nan))}
-        return out
-
-    vac = ctx.checkpoint("vacuity", vacuity)
     return {"scale": ctx.scale, "T": T, "deltas": np.asarray(cfg.deltas), "kink": kink, "autodiff": autodiff,
             "l1": l1_res, "l1_block": l1_block, "vacuity": vac,
             "settings": {"r0": cfg.r0, "eps": cfg.eps, "eta_max": cfg.jitter, "steps": cfg.steps, "seeds": cfg.seeds,

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from repro.cells import Cell
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import (ARCH_COLORS, FAILURE_ACC_RETAINED, FAILURE_LOSS_RATIO,
@@ -172,10 +173,13 @@ def _unit(arch: str, lr: float, steps: int, seed: int, cfg: Config, ctx: RunCont
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
+    """One cell per (architecture, seed): train, take the descent direction, sweep ``r``."""
+    cells = [Cell(f"{arch}-seed{s}", _unit, (arch, lr, steps, s, cfg))
+             for arch, lr, steps in cfg.recipes for s in cfg.seeds]
+    values = iter(ctx.map(cells, desc="architecture x seed"))
     archs = {}
-    for arch, lr, steps in cfg.recipes:
-        units = [ctx.checkpoint(f"{arch}-seed{s}", lambda a=arch, l=lr, n=steps, s=s: _unit(a, l, n, s, cfg, ctx))
-                 for s in ctx.bar(cfg.seeds, desc=arch)]
+    for arch, _, _ in cfg.recipes:
+        units = [next(values) for _ in cfg.seeds]
         archs[arch] = {
             "runs": units,
             "acc_retained": np.stack([u["acc_retained"] for u in units]),

@@ -59,6 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
+from repro.cells import Cell
 from repro.claims import claim, claims_of
 from repro.context import RunContext
 from repro.experiments._ghosts_common import FAILURE_ACC_RETAINED, plot_median_iqr
@@ -166,13 +167,15 @@ def _train(method: str, eta0: float, seed: int, cfg: Config, ctx: RunContext) ->
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
+    """One cell per (eta0, method, seed): a whole training run (:func:`_train`)."""
+    cells = [Cell(f"eta{eta0:g}-{method}-seed{s}", _train, (method, eta0, s, cfg))
+             for eta0 in cfg.eta0s for method in METHODS for s in cfg.seeds]
+    values = iter(ctx.map(cells, desc="eta0 x method x seed"))
     rows = []
     for eta0 in cfg.eta0s:
         row = {"eta0": eta0, "post_spike_lr": eta0 * cfg.spike_mult}
         for method in METHODS:
-            runs = [ctx.checkpoint(f"eta{eta0:g}-{method}-seed{s}",
-                                   lambda s=s, m=method: _train(m, eta0, s, cfg, ctx))
-                    for s in cfg.seeds]
+            runs = [next(values) for _ in cfg.seeds]
             row[method] = {k: np.stack([np.asarray(r[k], dtype=float) for r in runs])
                            for k in runs[0]}
         rows.append(row)

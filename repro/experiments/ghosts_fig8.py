@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from repro.cells import Cell
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, curvature_along, first_crossing,
@@ -126,7 +127,9 @@ def _seed_unit(seed: int, cfg: Config, ctx: RunContext) -> dict:
     return {"seed": seed, "stages": stages}
 
 
-def _lr_unit(seed: int, cfg: Config, ctx: RunContext) -> dict:
+def _lr_unit(lr: float, seed: int, cfg: Config, ctx: RunContext) -> dict:
+    """Appendix 5.4 at one learning rate: train ``lr_sweep_steps`` from the seed's initialisation
+    and batch order, then ``rho_a`` and ``tau_H`` along the gradient at the end."""
     from repro.tasks.zoo import build
     from ghosts.radius_models import model_rho_a
 
@@ -134,27 +137,31 @@ def _lr_unit(seed: int, cfg: Config, ctx: RunContext) -> dict:
                              standardise=False)
     dev = ctx.device
     x, y = data.x_train.to(dev), data.y_train.to(dev)
-    rows = {"lr": [], "rho_a": [], "tau_h": [], "train_acc": [], "final_loss": []}
-    for lr in cfg.lr_sweep:
-        model = build("linear", ctx.torch_generator("init", seed, device="cpu"), device=dev)
-        hist = train_classifier(model, x, y, steps=cfg.lr_sweep_steps,
-                                optimizer=torch.optim.SGD(model.parameters(), lr=lr),
-                                batch_size=cfg.batch_size,
-                                generator=ctx.torch_generator("batches", seed, device="cpu"))
-        v = gradient_direction(model, x, y, sign=+1)
-        kappa = curvature_along(model, v, x, y)
-        rows["train_acc"].append(accuracy(model, x, y))
-        rows["lr"].append(lr)
-        rows["rho_a"].append(model_rho_a(model, x, v))
-        rows["tau_h"].append(2.0 / kappa if kappa > 0 else math.inf)
-        rows["final_loss"].append(float(hist["loss"][-1]))
-        ctx.count_evals(cfg.lr_sweep_steps)
-    return {k: np.asarray(v) for k, v in rows.items()}
+    model = build("linear", ctx.torch_generator("init", seed, device="cpu"), device=dev)
+    hist = train_classifier(model, x, y, steps=cfg.lr_sweep_steps,
+                            optimizer=torch.optim.SGD(model.parameters(), lr=lr),
+                            batch_size=cfg.batch_size,
+                            generator=ctx.torch_generator("batches", seed, device="cpu"))
+    v = gradient_direction(model, x, y, sign=+1)
+    kappa = curvature_along(model, v, x, y)
+    train_acc = accuracy(model, x, y)
+    rho = model_rho_a(model, x, v)
+    ctx.count_evals(cfg.lr_sweep_steps)
+    return {"lr": lr, "rho_a": rho, "tau_h": 2.0 / kappa if kappa > 0 else math.inf,
+            "train_acc": train_acc, "final_loss": float(hist["loss"][-1])}
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
-    seeds = [ctx.checkpoint(f"seed{s}", lambda s=s: _seed_unit(s, cfg, ctx)) for s in ctx.bar(cfg.seeds, desc="seeds")]
-    lrs = [ctx.checkpoint(f"lr-seed{s}", lambda s=s: _lr_unit(s, cfg, ctx)) for s in cfg.seeds]
+    """Cells: one per seed (the staged run and its directions, :func:`_seed_unit`) and one per
+    (learning rate, seed) of the Appendix 5.4 sweep (:func:`_lr_unit`)."""
+    cells = ([Cell(f"seed{s}", _seed_unit, (s, cfg)) for s in cfg.seeds]
+             + [Cell(f"lr{lr:g}-seed{s}", _lr_unit, (lr, s, cfg)) for s in cfg.seeds for lr in cfg.lr_sweep])
+    values = ctx.map(cells, desc="seeds and learning rates")
+    seeds, sweep = values[:len(cfg.seeds)], iter(values[len(cfg.seeds):])
+    lrs = []
+    for _ in cfg.seeds:
+        points = [next(sweep) for _ in cfg.lr_sweep]
+        lrs.append({k: np.asarray([p[k] for p in points]) for k in ("lr", "rho_a", "tau_h", "train_acc", "final_loss")})
     return {"r": r_grid(cfg), "stages": [n for n, _ in cfg.stages], "seeds": list(cfg.seeds),
             "runs": seeds, "lr_sweep": lrs, "lr_sweep_steps": cfg.lr_sweep_steps, "n_random": cfg.n_random}
 

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from repro.claims import claim, claims_of, get_claim
+from repro.cells import Cell
 from repro.context import RunContext
 from repro.experiments._ghosts_common import (FAILURE_LOSS_RATIO, first_crossing, gradient_direction, median_iqr,
                                               one_step_sweep)
@@ -107,11 +108,9 @@ def _unit(T: float, seed: int, cfg: Config, ctx: RunContext) -> dict:
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
-    temps = {}
-    for T in cfg.temperatures:
-        units = [ctx.checkpoint(f"T{T:g}-seed{s}", lambda T=T, s=s: _unit(T, s, cfg, ctx))
-                 for s in ctx.bar(cfg.seeds, desc=f"T={T:g}")]
-        temps[f"{T:g}"] = units
+    cells = [Cell(f"T{T:g}-seed{s}", _unit, (T, s, cfg)) for T in cfg.temperatures for s in cfg.seeds]
+    values = iter(ctx.map(cells, desc="temperature x seed"))
+    temps = {f"{T:g}": [next(values) for _ in cfg.seeds] for T in cfg.temperatures}
     return {"temperatures": list(cfg.temperatures), "seeds": list(cfg.seeds), "runs": temps}
 
 

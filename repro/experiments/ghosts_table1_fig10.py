@@ -58,7 +58,8 @@ hours on one CPU core: the transformer and the CNN+BN cost 0.15-0.2 s per full-b
 only architecture that fits the few-minute budget; the Transformer and CNN+BN claims are "not run
 at this scale" there.  ``ci`` is MLP+LN, spike 1000x at step 20 of 40, one seed.  The steps before
 the spike are shared by the four spike values of a (architecture, method, seed) (computed once
-and deep-copied; each (architecture, spike, method, seed) cell is a checkpoint).
+and deep-copied), so each (architecture, method, seed) is one cell (:mod:`repro.cells`) holding
+its four spiked branches.
 
 Paper's numbers (Table 1, median final test accuracy at 10000x, plain / clip / controller):
 Transformer 31.8 / 38.7 / 95.3 %, MLP+LN 44.6 / 51.5 / 93.9 %, CNN+BN 13.4 / 10.3 / 71.6 %.
@@ -81,6 +82,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from repro.cells import Cell
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import DIVERGED_LOSS, FAILURE_ACC_RETAINED, plot_median_iqr
@@ -276,27 +278,32 @@ class _Run:
                 "spike_r": float(self.log["tau"][s] / self.spike_rho_step)}
 
 
+def _branches(arch: str, method: str, seed: int, cfg: Config, ctx: RunContext) -> list[dict]:
+    """One cell: the run of (``arch``, ``method``, ``seed``) up to the spike step, then one deep-copied
+    branch per spike value of ``cfg.spikes`` (their results, in that order)."""
+    pre = _Run(arch, method, seed, cfg, ctx, _data(cfg, ctx.device))
+    pre.advance(cfg.spike_step, 1.0)
+    out = []
+    for spike in cfg.spikes:
+        r = pre.clone()
+        r.advance(cfg.steps, spike)
+        ctx.count_evals(cfg.steps)
+        out.append(r.result())
+    return out
+
+
 def run(cfg: Config, ctx: RunContext) -> dict:
-    data = _data(cfg, ctx.device)
+    """One cell per (architecture, method, seed) (:func:`_branches`: the spike values share the
+    steps before the spike), then the runs stacked over seeds per (architecture, spike, method)."""
+    work = [Cell(f"{arch}-{method}-seed{seed}", _branches, (arch, method, seed, cfg))
+            for arch in cfg.archs for method in cfg.methods for seed in cfg.seeds]
+    values = iter(ctx.map(work, desc="architecture x method x seed"))
     per_cell: dict = {}
     for arch in cfg.archs:
         for method in cfg.methods:
-            for seed in cfg.seeds:
-                prefix: list = []  # the steps before the spike, shared by the spike values
-
-                def cell(spike, arch=arch, method=method, seed=seed, prefix=prefix):
-                    if not prefix:
-                        pre = _Run(arch, method, seed, cfg, ctx, data)
-                        pre.advance(cfg.spike_step, 1.0)
-                        prefix.append(pre)
-                    r = prefix[0].clone()
-                    r.advance(cfg.steps, spike)
-                    ctx.count_evals(cfg.steps)
-                    return r.result()
-
-                for spike in cfg.spikes:
-                    per_cell.setdefault((arch, spike, method), []).append(
-                        ctx.checkpoint(f"{arch}-x{spike:g}-{method}-seed{seed}", lambda s=spike: cell(s)))
+            for _ in cfg.seeds:
+                for spike, result in zip(cfg.spikes, next(values), strict=True):
+                    per_cell.setdefault((arch, spike, method), []).append(result)
     cells = {f"{a}|{s:g}|{m}": {k: np.stack([np.asarray(r[k], dtype=float) for r in runs]) for k in runs[0]}
              for (a, s, m), runs in per_cell.items()}
     return {"cells": cells, "archs": list(cfg.archs), "spikes": [float(s) for s in cfg.spikes],

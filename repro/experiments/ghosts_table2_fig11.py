@@ -46,6 +46,8 @@ re-implemented from the paper and those notes, no code copied):
   pooled over seeds and logs (the released summary counts over the whole run only).  Runs on a
   training subset measure Table 2's claims too, but their registered scale is ``paper``: the
   report shows such a number as indicative (see below).
+* **Cells.** Each mode x seed is one cell (:mod:`repro.cells`, ``"{mode}-seed{s}"``), which
+  loads the (deterministic) split itself.
 * **Failure thresholds** shared by all ghosts experiments
   (:mod:`repro.experiments._ghosts_common`): a run *diverges* when its final training loss
   exceeds ``DIVERGED_LOSS = 10`` (Table 1's definition); the other two (accuracy retained < 90%,
@@ -95,6 +97,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import Tensor, nn
 
+from repro.cells import Cell
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.experiments._ghosts_common import DIVERGED_LOSS, plot_median_iqr
@@ -225,9 +228,12 @@ def min_radius_fn(use: tuple[str, ...], ffn_quantile: float):
 # --------------------------------------------------------------------------------------------
 # one run
 # --------------------------------------------------------------------------------------------
-def _train(mode: str, seed: int, cfg: Config, data: dict[str, Tensor], ctx: RunContext) -> dict:
+def _train(mode: str, seed: int, cfg: Config, ctx: RunContext) -> dict:
+    """One cell: a training run of ``mode`` on seed ``seed`` (the data are loaded by :func:`_data`,
+    deterministically, in the cell)."""
     from repro.tasks.zoo import build
 
+    data = _data(cfg, ctx.device)
     model = build("transformer", ctx.torch_generator("init", seed, device="cpu"), device=ctx.device)
     names = [k for k, _ in model.named_parameters()]
     params = [p for _, p in model.named_parameters()]
@@ -297,12 +303,11 @@ def _paper_protocol(cfg: Config) -> bool:
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
-    data = _data(cfg, ctx.device)
-    modes = {}
-    for mode in MODES:
-        runs = [ctx.checkpoint(f"{mode}-seed{s}", lambda s=s, m=mode: _train(m, s, cfg, data, ctx))
-                for s in cfg.seeds]
-        modes[mode] = {"seeds": list(cfg.seeds), "runs": runs}
+    """One cell per mode and seed (``"{mode}-seed{s}"``: :func:`_train`), then the runs per mode."""
+    cells = [Cell(f"{mode}-seed{s}", _train, (mode, s, cfg)) for mode in MODES for s in cfg.seeds]
+    values = iter(ctx.map(cells, desc="mode x seed"))
+    modes = {mode: {"seeds": list(cfg.seeds), "runs": [next(values) for _ in cfg.seeds]} for mode in MODES}
+    data = _data(cfg, torch.device("cpu"))  # the sample counts
     return {"modes": modes, "n_train": int(data["y_train"].numel()), "n_test": int(data["y_test"].numel()),
             "steps": cfg.steps, "eval_every": cfg.eval_every, "lr": cfg.lr,
             "paper_protocol": _paper_protocol(cfg)}

@@ -67,7 +67,9 @@ FLOP ratio JVP / forward counted by ``torch.utils.flop_counter`` for the twin an
 CIFAR shape.  The paper: 12.6 ms plain, 20.9 ms FD (x1.66), 28.7 ms JVP (x2.28) on an RTX 6000 Ada;
 "a JVP costs about 1.5 forward passes".  A JVP carries the primal and the tangent (``W h`` plus
 ``W h' + V h`` per layer): 3x the matmul/conv FLOPs of a forward; the wall-clock ratio is
-reported as measured.
+reported as measured.  The timings are one cell (``"timing"``), mapped alone after the training
+cells (one per configuration x seed, :mod:`repro.cells`) so that no other cell of the run loads the
+machine while it is timed.
 
 Paper numbers (Table 3, median final accuracy and IQR over 5 seeds): eta 0.005: max r 1.11, 1/80
 logs with r > 1, 80.4% (80.0-81.9); 0.01: 1.23, 13, 82.6% (82.6-83.4); 0.1: 5.87, 58, 78.5%
@@ -87,6 +89,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import Tensor, nn
 
+from repro.cells import Cell
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from ghosts.radius_controller import RadiusController
@@ -234,8 +237,10 @@ def _data(cfg: Config, device: torch.device):
 # --------------------------------------------------------------------------------------------
 # one run
 # --------------------------------------------------------------------------------------------
-def _train(kind: str, value: float, seed: int, cfg: Config, data, ctx: RunContext) -> dict:
-    """One run: ``kind = "fixed"`` (eta = value) or ``"ctrl"`` (r_target = value)."""
+def _train(kind: str, value: float, seed: int, cfg: Config, ctx: RunContext) -> dict:
+    """One cell: a run with ``kind = "fixed"`` (eta = value) or ``"ctrl"`` (r_target = value) on
+    seed ``seed`` (the data are loaded by :func:`_data` in the cell)."""
+    data = _data(cfg, ctx.device)
     if cfg.dataset == "cifar10":
         torch.manual_seed(ctx.child_seed("augment", seed) % 2**63)  # torchvision's transforms
     model = data.model(ctx.torch_generator("init", seed, device="cpu"), ctx.device)
@@ -322,13 +327,14 @@ def _flop_ratio(model: nn.Module, x: Tensor) -> float:
     return fc.get_total_flops() / forward
 
 
-def _timings(cfg: Config, data, ctx: RunContext) -> dict:
-    """Best-of-N wall-clock milliseconds of a forward, a JVP, and of plain / FD-controlled /
-    JVP-controlled SGD steps on one training batch (interleaved, so that load on a shared machine
-    hits all of them alike), plus FLOP ratios."""
+def _timings(cfg: Config, ctx: RunContext) -> dict:
+    """One cell: best-of-N wall-clock milliseconds of a forward, a JVP, and of plain /
+    FD-controlled / JVP-controlled SGD steps on one training batch (interleaved, so that load on a
+    shared machine hits all of them alike), plus FLOP ratios."""
     from torch.func import functional_call
 
     dev = ctx.device
+    data = _data(cfg, dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     model = data.model(ctx.torch_generator("timing-init", device="cpu"), dev)
     x, y = next(data.epoch(data.stream(ctx.torch_generator("timing-batches", device="cpu"))))
@@ -394,18 +400,19 @@ def _label(kind: str, value: float, scale: float = 1.0) -> str:
 
 
 def run(cfg: Config, ctx: RunContext) -> dict:
-    data = _data(cfg, ctx.device)
-    configs = []
-    for kind, keys, scale in (("fixed", cfg.etas, cfg.eta_scale), ("ctrl", cfg.r_targets, 1.0)):
-        for key in keys:
-            value = key * scale
-            label = _label(kind, key, scale)
-            runs = [ctx.checkpoint(f"{kind}-{value:g}-seed{s}",
-                                   lambda s=s, k=kind, v=value: _train(k, v, s, cfg, data, ctx))
-                    for s in ctx.bar(cfg.seeds, desc=label)]
-            configs.append({"kind": kind, "key": float(key), "value": float(value), "label": label,
-                            "seeds": list(cfg.seeds), "runs": runs})
-    timing = ctx.checkpoint("timing", lambda: _timings(cfg, data, ctx))
+    """One cell per configuration and seed (``"{kind}-{value:g}-seed{s}"``: :func:`_train`), then
+    the cell ``"timing"`` (:func:`_timings`), mapped on its own after the runs so that no other cell
+    of this run competes with it for the machine while it is timed."""
+    data = _data(cfg, torch.device("cpu"))  # name and batches per epoch; CIFAR-10 downloaded once, here
+    grid = [(kind, key, scale) for kind, keys, scale in (("fixed", cfg.etas, cfg.eta_scale),
+                                                        ("ctrl", cfg.r_targets, 1.0)) for key in keys]
+    cells = [Cell(f"{kind}-{key * scale:g}-seed{s}", _train, (kind, key * scale, s, cfg))
+             for kind, key, scale in grid for s in cfg.seeds]
+    values = iter(ctx.map(cells, desc="configuration x seed"))
+    configs = [{"kind": kind, "key": float(key), "value": float(key * scale), "label": _label(kind, key, scale),
+                "seeds": list(cfg.seeds), "runs": [next(values) for _ in cfg.seeds]}
+               for kind, key, scale in grid]
+    (timing,) = ctx.map([Cell("timing", _timings, (cfg,))], desc="timing")
     return {"configs": configs, "timing": timing, "dataset": cfg.dataset, "data_name": data.name,
             "epochs": cfg.epochs, "log_every": cfg.log_every, "batches_per_epoch": data.n_batches,
             "batch_size": cfg.batch_size, "paper_protocol": cfg.dataset == "cifar10"}

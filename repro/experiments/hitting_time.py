@@ -34,6 +34,7 @@ from theory import objectives as O
 from polystep import polytopes
 from repro.claims import claim, claims_of, get_claim
 from repro.claims import measure as measure_claims
+from repro.cells import Cell
 from repro.context import RunContext
 from theory.hitting_time import (
     geometric_summary,
@@ -92,17 +93,9 @@ _PAPER = Config(**{**_CPU.__dict__, "n_runs": 10_000, "p_samples": 100_000, "max
 CONFIGS = {"ci": Config(), "cpu": _CPU, "paper": _PAPER}
 
 
-def run(cfg: Config, ctx: RunContext) -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(cfg, ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _cell(cfg: Config, ctx: RunContext, stair: str, d: int, kind: str, r: float, beta: float,
-          max_steps: int) -> dict:
+def _cell(stair: str, d: int, kind: str, r: float, beta: float, max_steps: int, cfg: Config,
+          ctx: RunContext) -> dict:
+    """One cell ``(staircase, d_p, polytope, r_s/w)``: ``p_hat`` at ``x0``, the hitting times and the cap bound."""
     obj = O.staircase_radial(cfg.w) if stair == "radial" else O.staircase_separable(cfg.w)
     x0 = (radial_start if stair == "radial" else separable_start)(d, cfg.level, cfg.w, beta)
     conf = hitting_config(kind, r * cfg.w, cfg.eps)
@@ -123,51 +116,57 @@ def _cell(cfg: Config, ctx: RunContext, stair: str, d: int, kind: str, r: float,
     return out
 
 
-def _run(cfg: Config, ctx: RunContext) -> dict:
-    cells = []
+def _trajectories(d: int, kind: str, r: float, cfg: Config, ctx: RunContext) -> dict:
+    """Level trajectories of PolyStep over many levels (for the figure and the stall statistics)."""
+    g = ctx.torch_generator("trajectories", d, kind, r, device="cpu")
+    lv = level_trajectories(O.staircase_radial(cfg.w), radial_start(d, cfg.level, cfg.w, cfg.beta),
+                            hitting_config(kind, r * cfg.w, cfg.eps), cfg.traj_runs, cfg.traj_steps, g)
+    ctx.count_evals(cfg.traj_steps * cfg.traj_runs * polytopes.num_vertices(kind, d))
+    return {"d": d, "kind": kind, "r": r, "levels": lv}
+
+
+def _baselines(cfg: Config, ctx: RunContext) -> list[dict]:
+    """ES / SPSA from the PolyStep starts (rotated at random: the radial law does not depend on the
+    direction) and, reported only, from uniform points of the level-m0 shell.
+
+    One cell: every start and run draws from the one ``"baselines"`` stream in turn, so the runs
+    are not independent units (splitting them would change their random numbers)."""
+    f = O.staircase_radial(cfg.w)
+    g = ctx.torch_generator("baselines", device="cpu")
+    rows = []
+    for d in cfg.baseline_dims:
+        for origin, n in (("polystep_start", cfg.baseline_starts), ("random_shell", cfg.baseline_random_starts)):
+            for i in range(n):
+                u = torch.randn(d, generator=g, dtype=torch.float64)
+                u = u / u.norm()
+                frac = cfg.beta if origin == "polystep_start" else float(torch.rand((), generator=g, dtype=torch.float64))
+                x0 = (cfg.level + frac) * cfg.w * u
+                for method, lr in (("es", cfg.es_lr), ("spsa", cfg.spsa_lr)):
+                    res = run_two_point_baseline(method, f, x0, cfg.baseline_iters, cfg.perturbation * cfg.w,
+                                                 lr, g, n_pairs=cfg.es_pairs)
+                    ctx.count_evals(res["evals"])
+                    rows.append({"method": method, "origin": origin, "d": d, "start_frac": frac,
+                                 "zero_fraction": res["zero_fraction"], "level_changes": res["level_changes"],
+                                 "start_level": res["start_level"], "final_level": res["final_level"],
+                                 "levels": res["levels"][:: max(1, cfg.baseline_iters // 200)]})
+    return rows
+
+
+def run(cfg: Config, ctx: RunContext) -> dict:
+    """Cells: one per grid cell ``(staircase, d_p, polytope, r_s/w)`` (``radial-d4-orthoplex-r0.5``), the
+    stall cell, one per trajectory cell (``trajectories-d4-orthoplex-r0.5``) and the ES/SPSA baselines."""
     grid = [("radial", d, k, r) for d in cfg.radial_dims for k in cfg.radial_kinds for r in cfg.radii]
     grid += [("separable", d, "orthoplex", r) for d in cfg.separable_dims for r in cfg.separable_radii]
-    for stair, d, kind, r in ctx.bar(grid, desc="cells"):
-        cells.append(ctx.checkpoint(f"{stair}-d{d}-{kind}-r{r:g}",
-                                    lambda stair=stair, d=d, kind=kind, r=r:
-                                    _cell(cfg, ctx, stair, d, kind, r, cfg.beta, cfg.max_steps)))
     sd, sk, sr, sb = cfg.stall
-    stall = ctx.checkpoint("stall", lambda: _cell(cfg, ctx, "radial", sd, sk, sr, sb, cfg.stall_steps))
-
-    # level trajectories of PolyStep over many levels (for the figure and the stall statistics)
-    traj = []
-    for td, tk, tr in cfg.traj_cells:
-        g = ctx.torch_generator("trajectories", td, tk, tr, device="cpu")
-        lv = level_trajectories(O.staircase_radial(cfg.w), radial_start(td, cfg.level, cfg.w, cfg.beta),
-                                hitting_config(tk, tr * cfg.w, cfg.eps), cfg.traj_runs, cfg.traj_steps, g)
-        ctx.count_evals(cfg.traj_steps * cfg.traj_runs * polytopes.num_vertices(tk, td))
-        traj.append({"d": td, "kind": tk, "r": tr, "levels": lv})
-
-    # ES / SPSA from the PolyStep starts (rotated at random: the radial law does not depend on the
-    # direction) and, reported only, from uniform points of the level-m0 shell
-    def baselines():
-        f = O.staircase_radial(cfg.w)
-        g = ctx.torch_generator("baselines", device="cpu")
-        rows = []
-        for d in cfg.baseline_dims:
-            for origin, n in (("polystep_start", cfg.baseline_starts), ("random_shell", cfg.baseline_random_starts)):
-                for i in range(n):
-                    u = torch.randn(d, generator=g, dtype=torch.float64)
-                    u = u / u.norm()
-                    frac = cfg.beta if origin == "polystep_start" else float(torch.rand((), generator=g, dtype=torch.float64))
-                    x0 = (cfg.level + frac) * cfg.w * u
-                    for method, lr in (("es", cfg.es_lr), ("spsa", cfg.spsa_lr)):
-                        res = run_two_point_baseline(method, f, x0, cfg.baseline_iters, cfg.perturbation * cfg.w,
-                                                     lr, g, n_pairs=cfg.es_pairs)
-                        ctx.count_evals(res["evals"])
-                        rows.append({"method": method, "origin": origin, "d": d, "start_frac": frac,
-                                     "zero_fraction": res["zero_fraction"], "level_changes": res["level_changes"],
-                                     "start_level": res["start_level"], "final_level": res["final_level"],
-                                     "levels": res["levels"][:: max(1, cfg.baseline_iters // 200)]})
-        return rows
-
-    base = ctx.checkpoint("baselines", baselines)
-    return {"scale": ctx.scale, "cells": cells, "stall": stall, "trajectories": traj, "baselines": base,
+    cells = [Cell(f"{stair}-d{d}-{kind}-r{r:g}", _cell, (stair, d, kind, r, cfg.beta, cfg.max_steps, cfg))
+             for stair, d, kind, r in grid]
+    cells.append(Cell("stall", _cell, ("radial", sd, sk, sr, sb, cfg.stall_steps, cfg)))
+    cells += [Cell(f"trajectories-d{d}-{k}-r{r:g}", _trajectories, (d, k, r, cfg)) for d, k, r in cfg.traj_cells]
+    cells.append(Cell("baselines", _baselines, (cfg,)))
+    values = ctx.map(cells, desc="cells")
+    n = len(grid)
+    return {"scale": ctx.scale, "cells": values[:n], "stall": values[n],
+            "trajectories": values[n + 1:n + 1 + len(cfg.traj_cells)], "baselines": values[-1],
             "settings": {"w": cfg.w, "level": cfg.level, "beta": cfg.beta, "eps": cfg.eps, "n_runs": cfg.n_runs,
                          "perturbation": cfg.perturbation, "baseline_iters": cfg.baseline_iters,
                          "es_pairs": cfg.es_pairs}}

@@ -8,7 +8,8 @@ eps 10 -> 0.1, r_s 5 -> 1, r_p 10 -> 2, batch 512, 30 epochs), MNIST loaded by t
 Protocol: the model is selected on the validation split (accuracy every ``eval_every`` steps), the
 test split is touched once, by the selected model -- unlike the paper's shipped results, which
 report the maximum of per-epoch *test* accuracies (paper/polystep_reconstruction.md §6 item 6).  Adam trains the same
-architecture on the same batches with backpropagation, as a reference line.
+architecture on the same batches with backpropagation, as a reference line.  Each method x seed is
+one cell (:mod:`repro.cells`, ``"{method}-seed{s}"``), so ``--jobs N`` trains them in parallel.
 
 Claims: ``polystep.t5_mnist_polystep`` and ``polystep.t5_mnist_adam`` (registered at paper scale:
 the method's mean test accuracy (%) against the paper's, within the registered tolerance; a digits
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from repro.cells import Cell
 from repro.claims import claim, claims_of, get_claim
 from repro.context import RunContext
 from repro.tasks.mlp_run import train_mlp
@@ -60,11 +62,17 @@ CONFIGS = {
 }
 
 
+METHODS = ("PolyStep", "Adam")
+
+
 def run(cfg: Config, ctx: RunContext) -> dict:
+    """One cell per method and seed (``"{method}-seed{s}"``: :func:`~repro.tasks.mlp_run.train_mlp`),
+    then the per-method test accuracies."""
+    cells = [Cell(f"{method}-seed{s}", train_mlp, (method, cfg, s)) for method in METHODS for s in cfg.seeds]
+    values = iter(ctx.map(cells, desc="method x seed"))
     out: dict = {"methods": {}}
-    for method in ("PolyStep", "Adam"):
-        per_seed = [ctx.checkpoint(f"{method}-seed{s}", lambda s=s, m=method: train_mlp(m, cfg, s, ctx))
-                    for s in cfg.seeds]
+    for method in METHODS:
+        per_seed = [next(values) for _ in cfg.seeds]
         out["methods"][method] = {
             "seeds": list(cfg.seeds), "runs": per_seed,
             "test_acc": np.asarray([r["test_acc"] for r in per_seed]),

@@ -38,6 +38,7 @@ import torch
 
 from repro.claims import claim, claims_of, get_claim
 from repro.claims import measure as measure_claims
+from repro.cells import Cell
 from repro.context import RunContext
 from theory.one_sided_limit import (
     TIGHT_SOLVER,
@@ -124,70 +125,73 @@ def _problem(cfg: Config, C: torch.Tensor, eps: float, lams: np.ndarray, a=None,
     }
 
 
-def run(cfg: Config, ctx: RunContext) -> dict:
-    # Small float64 matrices: torch's intra-op threads only add overhead here, so run serially and
-    # restore the caller's setting afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(cfg, ctx)
-    finally:
-        torch.set_num_threads(threads)
+def _uniform_problem(P: int, V: int, eps: float, k: int, cfg: Config, ctx: RunContext) -> dict:
+    """Draw ``k`` of the uniform-marginal cell ``(P, V, eps)``: ``C ~ U[0, 1)^{P x V}``."""
+    gen = ctx.torch_generator("cost", P, V, eps, k, device="cpu")
+    C = torch.rand((P, V), generator=gen, dtype=torch.float64)
+    return _problem(cfg, C, eps, _lams(cfg))
 
 
-def _run(cfg: Config, ctx: RunContext) -> dict:
+def _nonuniform_problem(i: int, P: int, V: int, eps: float, cfg: Config, ctx: RunContext) -> dict:
+    """Random-marginal problem ``i``: ``C ~ U[0, 1)^{P x V}``, Dirichlet(1) marginals ``a``, ``b``."""
+    gen = ctx.torch_generator("cost-nonuniform", i, device="cpu")
+    C = torch.rand((P, V), generator=gen, dtype=torch.float64)
+    rng = ctx.numpy_rng("marginals", i)
+    a, b = rng.dirichlet(np.ones(P)), rng.dirichlet(np.ones(V))
+    out = _problem(cfg, C, eps, _lams(cfg), a=a, b=b)
+    out["a"], out["b"] = a, b
+    return out
+
+
+def _counterexample(cfg: Config, ctx: RunContext) -> dict:
+    """The figure's bound: the deterministic counterexample of the theory module and its whole lam path."""
     lams = _lams(cfg)
-    problems = []
-    cells = [(P, V, eps, k) for P in cfg.P_values for V in cfg.V_values for eps in cfg.eps_values
-             for k in range(cfg.draws)]
-    for P, V, eps, k in ctx.bar(cells, desc="uniform problems"):
-        def compute(P=P, V=V, eps=eps, k=k):
-            gen = ctx.torch_generator("cost", P, V, eps, k, device="cpu")
-            C = torch.rand((P, V), generator=gen, dtype=torch.float64)
-            return _problem(cfg, C, eps, lams)
-        problems.append(ctx.checkpoint(f"uniform-P{P}-V{V}-eps{eps}-{k}", compute))
-    for i, (P, V, eps) in enumerate(ctx.bar(cfg.nonuniform, desc="random-marginal problems")):
-        def compute(i=i, P=P, V=V, eps=eps):
-            gen = ctx.torch_generator("cost-nonuniform", i, device="cpu")
-            C = torch.rand((P, V), generator=gen, dtype=torch.float64)
-            rng = ctx.numpy_rng("marginals", i)
-            a, b = rng.dirichlet(np.ones(P)), rng.dirichlet(np.ones(V))
-            out = _problem(cfg, C, eps, lams, a=a, b=b)
-            out["a"], out["b"] = a, b
-            return out
-        problems.append(ctx.checkpoint(f"nonuniform-{i}", compute))
-
-    # The figure's bound: the deterministic counterexample of the theory module, its whole lam path,
-    # and a grid of (eps, lam) cells on the same cost matrix.
     ce = find_figure_bound_counterexample(eps=cfg.ce_eps, lam=cfg.ce_lam)
     C_ce = torch.as_tensor(ce["C"])
-    ce_path = lambda_path(C_ce, cfg.ce_eps, lams.tolist(), **TIGHT_SOLVER)
     Pc, Vc = ce["C"].shape
-    grid = {k: np.zeros((len(cfg.ce_grid_eps), len(cfg.ce_grid_lam))) for k in ("kl", "bound", "osc_bound")}
-    for i, e in enumerate(cfg.ce_grid_eps):
-        for j, lam in enumerate(cfg.ce_grid_lam):
-            cell = find_figure_bound_counterexample(eps=e, lam=lam)
-            for k in grid:
-                grid[k][i, j] = cell[k]
-    counterexample = {
+    return {
         "C": ce["C"], "eps": ce["eps"], "lam": ce["lam"], "kl": ce["kl"], "bound": ce["bound"],
         "osc_bound": ce["osc_bound"], "violated": ce["violated"], "ratio": ce["ratio"],
-        "path": ce_path,
+        "path": lambda_path(C_ce, cfg.ce_eps, lams.tolist(), **TIGHT_SOLVER),
         "path_figure_bound": np.asarray([figure_kl_bound(cfg.ce_eps, lam, Pc, Vc) for lam in lams]),
         "path_osc_bound": np.asarray([osc_kl_bound(C_ce, lam) for lam in lams]),
-        "grid_eps": np.asarray(cfg.ce_grid_eps), "grid_lam": np.asarray(cfg.ce_grid_lam),
-        **{f"grid_{k}": v for k, v in grid.items()},
     }
 
-    # "P/V small => softmax = OT": per-trial barycentre gaps (one trial per call of the theory function).
-    gaps = {}
-    for V in cfg.gap_V:
-        gen = ctx.torch_generator("gap", V, device="cpu")
-        trials = [softmax_vs_ot_gap(cfg.gap_P, V, cfg.gap_eps, 1, gen) for _ in range(cfg.gap_trials)]
-        gaps[str(V)] = np.stack(trials)  # [trials, len(gap_P)]
+
+def _counterexample_row(e: float, cfg: Config, ctx: RunContext) -> dict:
+    """One row ``eps = e`` of the counterexample's ``(eps, lam)`` grid (same construction, same cost matrix)."""
+    cells = [find_figure_bound_counterexample(eps=e, lam=lam) for lam in cfg.ce_grid_lam]
+    return {k: np.asarray([c[k] for c in cells], dtype=np.float64) for k in ("kl", "bound", "osc_bound")}
+
+
+def _gap_trials(V: int, cfg: Config, ctx: RunContext) -> np.ndarray:
+    """"P/V small => softmax = OT": per-trial barycentre gaps (one trial per call of the theory
+    function), ``[trials, len(gap_P)]``; the trials draw from one stream in turn, so they are one cell."""
+    gen = ctx.torch_generator("gap", V, device="cpu")
+    return np.stack([softmax_vs_ot_gap(cfg.gap_P, V, cfg.gap_eps, 1, gen) for _ in range(cfg.gap_trials)])
+
+
+def run(cfg: Config, ctx: RunContext) -> dict:
+    """Cells: one per random problem (``uniform-P20-V16-eps0.1-0``, ``nonuniform-0``), the counterexample
+    and its path, one per row of its ``(eps, lam)`` grid (``ce-grid-eps0.01``) and one per ``V`` of the
+    barycentre-gap study (``gap-V16``)."""
+    lams = _lams(cfg)
+    uniform = [Cell(f"uniform-P{P}-V{V}-eps{eps}-{k}", _uniform_problem, (P, V, eps, k, cfg))
+               for P in cfg.P_values for V in cfg.V_values for eps in cfg.eps_values for k in range(cfg.draws)]
+    nonuniform = [Cell(f"nonuniform-{i}", _nonuniform_problem, (i, P, V, eps, cfg))
+                  for i, (P, V, eps) in enumerate(cfg.nonuniform)]
+    ce_rows = [Cell(f"ce-grid-eps{e:g}", _counterexample_row, (e, cfg)) for e in cfg.ce_grid_eps]
+    gap = [Cell(f"gap-V{V}", _gap_trials, (V, cfg)) for V in cfg.gap_V]
+    cells = uniform + nonuniform + [Cell("counterexample", _counterexample, (cfg,))] + ce_rows + gap
+    values = ctx.map(cells, desc="problems")
+    n = len(uniform) + len(nonuniform)
+    problems, ce, rows, trials = values[:n], values[n], values[n + 1:n + 1 + len(ce_rows)], values[n + 1 + len(ce_rows):]
+    counterexample = {**ce, "grid_eps": np.asarray(cfg.ce_grid_eps), "grid_lam": np.asarray(cfg.ce_grid_lam),
+                      **{f"grid_{k}": np.stack([r[k] for r in rows]) for k in ("kl", "bound", "osc_bound")}}
     return {"lams": lams, "problems": problems, "counterexample": counterexample,
             "slope_window": np.asarray(cfg.slope_window), "check3_window": np.asarray(cfg.check3_window),
-            "gap": {"P": np.asarray(cfg.gap_P), "eps": cfg.gap_eps, "claim_V": cfg.gap_claim_V, "trials": gaps}}
+            "gap": {"P": np.asarray(cfg.gap_P), "eps": cfg.gap_eps, "claim_V": cfg.gap_claim_V,
+                    "trials": {str(V): t for V, t in zip(cfg.gap_V, trials)}}}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import torch
 from theory import objectives as O
 from repro.claims import claim, claims_of, get_claim
 from repro.claims import measure as measure_claims
+from repro.cells import Cell
 from repro.context import RunContext
 from theory.rates import (
     RateProblem,
@@ -128,16 +129,12 @@ def _name(kind: str, dim: int, eps: float | None = None, instance: int | None = 
     return f"{kind}_D{dim}" + ("" if instance is None else f"_i{instance}") + ("" if eps is None else f"_eps{eps:g}")
 
 
-def run(cfg: Config, ctx: RunContext) -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: intra-op threads only add overhead
-    try:
-        return _run(cfg, ctx)
-    finally:
-        torch.set_num_threads(threads)
+def _problems(cfg: Config, ctx: RunContext) -> tuple[list[RateProblem], dict, tuple]:
+    """The decaying-radius problems (smooth, nonsmooth, the eps sweep) in batch order, their
+    descriptions, and the log-cosh quadratic ``D = 8`` with its lambda_min (for check 4).
 
-
-def _run(cfg: Config, ctx: RunContext) -> dict:
+    The objectives are drawn from the run's ``objectives`` and ``l1`` streams, so every cell that
+    needs them rebuilds the same ones."""
     gen = ctx.torch_generator("objectives", device="cpu")
     objs = {}
     for kind, dim in cfg.smooth:
@@ -165,20 +162,56 @@ def _run(cfg: Config, ctx: RunContext) -> dict:
         p = RateProblem(_name("logcosh", 8, e), lc_obj, 8, cfg.particle_dim, cfg.r0, e, hessian_min_eig=lc_lam)
         problems.append(p)
         info[p.name] = {"kind": "logcosh", "dim": 8, "group": "sweep"}
+    return problems, info, (lc_obj, lc_lam)
 
+
+def _const_problems(cfg: Config, ctx: RunContext) -> list[RateProblem]:
+    """Check 4: constant radii on the log-cosh quadratic ``D = 8``, at each eps of ``const_eps``."""
+    _, _, (lc_obj, lc_lam) = _problems(cfg, ctx)
+    return [RateProblem(f"const_r{rr:g}_eps{e:g}", lc_obj, 8, cfg.particle_dim, rr, e, hessian_min_eig=lc_lam)
+            for e in cfg.const_eps for rr in cfg.const_radii]
+
+
+def _decaying(cfg: Config, ctx: RunContext) -> dict:
+    """Every decaying-radius problem and seed, in one batch: the problems share the ``decaying``
+    stream step by step, so they are one cell (splitting them would change their random numbers)."""
+    problems, _, _ = _problems(cfg, ctx)
     T = fit_grid(cfg.t_min, cfg.steps, cfg.per_decade)
-    rec = record_grid(cfg.steps, cfg.record_points, T)
-    rows = sum(p.num_particles for p in problems) * cfg.seeds
-    V = 2 * cfg.particle_dim
+    g = ctx.torch_generator("decaying", device="cpu")
+    res = run_rates(problems, steps=cfg.steps, seeds=cfg.seeds, generator=g, jitter=cfg.jitter,
+                    record=record_grid(cfg.steps, cfg.record_points, T),
+                    goldstein_samples=cfg.goldstein_samples or None)
+    ctx.count_evals(cfg.steps * sum(p.num_particles for p in problems) * cfg.seeds * 2 * cfg.particle_dim)
+    return res
 
-    def decaying():
-        g = ctx.torch_generator("decaying", device="cpu")
-        res = run_rates(problems, steps=cfg.steps, seeds=cfg.seeds, generator=g, jitter=cfg.jitter,
-                        record=rec, goldstein_samples=cfg.goldstein_samples or None)
-        ctx.count_evals(cfg.steps * rows * V)
-        return res
 
-    runs = ctx.checkpoint("decaying", decaying)
+def _constant(cfg: Config, ctx: RunContext) -> dict:
+    """Check 4, every radius and eps in one batch (one ``constant`` stream, as for :func:`_decaying`)."""
+    const_problems = _const_problems(cfg, ctx)
+    g = ctx.torch_generator("constant", device="cpu")
+    res = run_rates(const_problems, steps=cfg.const_steps, seeds=cfg.const_seeds, generator=g,
+                    schedule="constant", jitter=cfg.jitter,
+                    record=record_grid(cfg.const_steps, cfg.record_points))
+    ctx.count_evals(cfg.const_steps * len(const_problems) * cfg.const_seeds * 2 * cfg.particle_dim)
+    return res
+
+
+def _jitter(cfg: Config, ctx: RunContext) -> dict:
+    """Check 3: the jitter factor and the Haar rotations."""
+    g = ctx.torch_generator("jitter", device="cpu")
+    s = probe_law_sample(cfg.jitter_draws, cfg.jitter_dim, 1.0, cfg.jitter, g)
+    return {"factor": s["factor"], "probe_norm": s["probe_norm"], "haar": rotation_haar_stats(s["rotations"]),
+            "r11": s["rotations"][:, 0, 0]}
+
+
+def run(cfg: Config, ctx: RunContext) -> dict:
+    """Cells: ``decaying`` (checks 1-2 and the eps sweep), ``constant`` (check 4) and ``jitter`` (check 3).
+    Each batch runs all its problems and seeds on one random stream, so it is one cell."""
+    cells = [Cell("decaying", _decaying, (cfg,)), Cell("constant", _constant, (cfg,)), Cell("jitter", _jitter, (cfg,))]
+    runs, cruns, jit = ctx.map(cells, desc="batches")
+
+    problems, info, _ = _problems(cfg, ctx)
+    T = fit_grid(cfg.t_min, cfg.steps, cfg.per_decade)
     out_problems = {}
     for p in problems:
         r = runs[p.name]
@@ -193,38 +226,12 @@ def _run(cfg: Config, ctx: RunContext) -> dict:
             "dist_final": (np.linalg.norm(r["x_final"] - p.objective.minimizer.numpy(), axis=1)
                            if hasattr(p.objective, "minimizer") else np.full(cfg.seeds, np.nan)),
         }
-
-    # check 4: constant radii
-    const_problems = []
-    for e in cfg.const_eps:
-        for rr in cfg.const_radii:
-            const_problems.append(RateProblem(f"const_r{rr:g}_eps{e:g}", lc_obj, 8, cfg.particle_dim, rr, e,
-                                              hessian_min_eig=lc_lam))
-
-    def constant():
-        g = ctx.torch_generator("constant", device="cpu")
-        res = run_rates(const_problems, steps=cfg.const_steps, seeds=cfg.const_seeds, generator=g,
-                        schedule="constant", jitter=cfg.jitter,
-                        record=record_grid(cfg.const_steps, cfg.record_points))
-        ctx.count_evals(cfg.const_steps * len(const_problems) * cfg.const_seeds * V)
-        return res
-
-    cruns = ctx.checkpoint("constant", constant)
     const = {}
-    for p in const_problems:
+    for p in _const_problems(cfg, ctx):
         r = cruns[p.name]
         const[p.name] = {"r": p.r0, "eps": p.eps, "record": r["record"], "value": r["value"],
                          "tail_mean": r["tail_mean"], "mean_value": r["value"].mean(axis=1),
                          "step_size": p.r0 ** 2 / (2 * p.particle_dim * p.eps)}
-
-    # check 3: jitter and Haar rotations
-    def jitter():
-        g = ctx.torch_generator("jitter", device="cpu")
-        s = probe_law_sample(cfg.jitter_draws, cfg.jitter_dim, 1.0, cfg.jitter, g)
-        return {"factor": s["factor"], "probe_norm": s["probe_norm"], "haar": rotation_haar_stats(s["rotations"]),
-                "r11": s["rotations"][:, 0, 0]}
-
-    jit = ctx.checkpoint("jitter", jitter)
     return {"scale": ctx.scale, "T": T, "problems": out_problems, "constant": const, "jitter": jit,
             "settings": {"r0": cfg.r0, "eps": cfg.eps, "eta_max": cfg.jitter, "steps": cfg.steps,
                          "seeds": cfg.seeds, "const_steps": cfg.const_steps, "const_eps": list(cfg.const_eps),

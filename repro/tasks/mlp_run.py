@@ -5,6 +5,12 @@ split and the test split touched once.
 ``cfg`` is any object with the fields of :class:`repro.experiments.quickstart_digits.Config`
 (``dataset``, ``hidden``, ``steps``, ``batch_size``, ``rank``, ``particle_dim``, cosine ranges
 ``eps``/``step_radius``/``probe_radius``, ``eval_every``, ``adam_lr``).
+
+:func:`train_mlp` is a cell function (:mod:`repro.cells`): ``quickstart_digits`` maps
+``Cell(key, train_mlp, (method, cfg, seed))`` directly (``ctx``, the cell's run context, is its last
+positional parameter); ``ablation_kronecker_basis`` wraps it in a module-level cell that passes the
+keyword options.  It loads its data itself (:func:`load_classification_data`, deterministic), so a
+cell carries only its configuration.
 """
 
 from __future__ import annotations

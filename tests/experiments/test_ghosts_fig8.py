@@ -101,3 +101,16 @@ def test_crossover_margin_grows_with_the_learning_rate(stored, measured) -> None
     r2 = np.corrcoef(x, y)[0, 1] ** 2  # R^2 of a least-squares line = squared correlation
     assert measured["ghosts.app54_crossover_vs_lr"]["value"] == pytest.approx(r2, rel=1e-9)
     assert 0 <= r2 <= 1
+
+
+def test_learning_rate_cells_reassemble_into_the_stored_sweep(stored) -> None:
+    """Each (learning rate, seed) of the Appendix 5.4 sweep is its own cell; recomputed alone with
+    the run's root seed, one reproduces its column of the stored row exactly."""
+    from repro.context import RunContext
+
+    cfg = ghosts_fig8.CONFIGS["ci"]
+    row = stored["results"]["lr_sweep"][0]
+    i = 1
+    point = ghosts_fig8._lr_unit(cfg.lr_sweep[i], cfg.seeds[0], cfg, RunContext(seed=0))
+    for k, v in point.items():
+        assert row[k][i] == v, k

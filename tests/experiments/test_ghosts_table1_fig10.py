@@ -127,3 +127,16 @@ def test_batch_statistics_accuracy_leaves_the_model_untouched() -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with torch.no_grad():  # it equals a train-mode forward (batch statistics)
         assert acc == float((model(x).argmax(1) == y).float().mean())
+
+
+def test_a_cell_branches_each_spike_as_a_cell_of_that_spike_alone() -> None:
+    """One cell holds every spike value of an (architecture, method, seed), branched from a shared
+    prefix; each branch equals the cell computed with that spike value alone, bit for bit."""
+    cfg = exp.Config(archs=("mlp_ln",), spikes=(10.0, 1000.0), seeds=(0,), steps=6, spike_step=3)
+    both = exp._branches("mlp_ln", "ctrl_exact", 0, cfg, RunContext(seed=3))
+    assert len(both) == 2
+    for spike, branch in zip(cfg.spikes, both):
+        [alone] = exp._branches("mlp_ln", "ctrl_exact", 0, exp.Config(**{**cfg.__dict__, "spikes": (spike,)}),
+                                RunContext(seed=3))
+        for k, v in alone.items():
+            np.testing.assert_array_equal(branch[k], v, err_msg=f"x{spike:g} {k}")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from repro import claims
+from repro.context import RunContext
 from repro.experiments import ghosts_table3_fig12 as exp
 from tests.experiments.ci import run_at_ci
 
@@ -150,3 +151,31 @@ def test_cifar_claims_measured_at_paper_protocol(stored) -> None:
         assert m[cid]["evidence"]["logs_r_gt_1"] == rows[key]["n_gt1"]
     t = res["timing"]
     assert m["ghosts.sec86_overhead_timings"]["evidence"]["jvp_over_plain"] == t["jvp_over_plain"]
+
+
+class _Capture(RunContext):
+    """A run context whose ``map`` records each call's cells and returns ``None`` for each."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.calls: list[list] = []
+
+    def map(self, cells, *, desc: str = "cells"):
+        self.calls.append(list(cells))
+        return [None] * len(self.calls[-1])
+
+
+def test_one_cell_per_configuration_and_seed_then_the_timing_cell_alone() -> None:
+    import pickle
+
+    cfg = exp.CONFIGS["cpu"]
+    ctx = _Capture()
+    res = exp.run(cfg, ctx)
+    runs, timing = ctx.calls
+    grid = [f"fixed-{e * cfg.eta_scale:g}" for e in cfg.etas] + [f"ctrl-{r:g}" for r in cfg.r_targets]
+    assert [c.key for c in runs] == [f"{g}-seed{s}" for g in grid for s in cfg.seeds]
+    assert all(c.fn is exp._train for c in runs)
+    assert [(c.key, c.fn) for c in timing] == [("timing", exp._timings)]
+    assert [len(c["runs"]) for c in res["configs"]] == [len(cfg.seeds)] * len(grid)
+    for c in runs + timing:
+        pickle.loads(pickle.dumps(c))  # a process pool or a Dask worker receives it pickled

@@ -46,20 +46,19 @@ def test_child_seeds_are_stable_and_distinct() -> None:
     assert "init/0" in a.seeds_used
 
 
-def test_checkpoint_resumes_and_restores_eval_counts(tmp_path: Path) -> None:
-    calls = []
+def test_a_stored_cell_resumes_and_restores_eval_counts(tmp_path: Path) -> None:
+    from repro.cells import Cell
+    from tests.repro import _cell_toys
 
-    def unit():
-        calls.append(1)
-        ctx.count_evals(7)
-        return {"v": np.ones(3)}
-
+    calls = _cell_toys.CALL_LOGS.setdefault("infrastructure", [])
+    cell = Cell("u0", _cell_toys.fake_unit, ("infrastructure", 0, 3))
     ctx = RunContext(checkpoint_dir=tmp_path)
-    first = ctx.checkpoint("u0", unit)
+    first = ctx.map([cell])[0]
     ctx2 = RunContext(checkpoint_dir=tmp_path)  # a rerun after an interruption
-    second = ctx2.checkpoint("u0", unit)
-    assert len(calls) == 1 and ctx2.forward_evals == 7
-    np.testing.assert_array_equal(first["v"], second["v"])
+    second = ctx2.map([cell])[0]
+    assert calls == [0] and ctx2.forward_evals == 10 and ctx2.resumed_units == 1
+    assert ctx2.seeds_used == ctx.seeds_used
+    np.testing.assert_array_equal(first["x"], second["x"])
 
 
 def test_scale_and_device_validation() -> None:

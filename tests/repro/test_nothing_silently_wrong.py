@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 
 from repro import cli, fingerprint, registry, report, runner, storage
+from repro.cells import Cell
 from repro.runner import CorruptResultWarning
+from tests.repro import _cell_toys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,19 +34,17 @@ class _Cfg:
 
 
 def _fake_experiment(calls: list, *, units: int = 2, fail_after: int | None = None):
-    """A module shaped like an experiment: ``units`` checkpointed units, each deriving a seed."""
+    """A module shaped like an experiment: ``units`` cells, each deriving a seed."""
+
+    log = f"fake-{id(calls)}"
+    _cell_toys.CALL_LOGS[log] = calls
 
     def run(cfg, ctx):
         out = []
         for u in range(units):
             if fail_after is not None and u >= fail_after:
                 raise KeyboardInterrupt  # an interruption after `fail_after` units
-            def unit(u=u):
-                calls.append(u)
-                ctx.count_evals(10)
-                rng = ctx.numpy_rng("unit", u)
-                return {"x": rng.normal(size=cfg.n)}
-            out.append(ctx.checkpoint(f"u{u}", unit)["x"])
+            out.append(ctx.map([Cell(f"u{u}", _cell_toys.fake_unit, (log, u, cfg.n))])[0]["x"])
         return {"x": np.stack(out), "acc": float(np.mean(out))}
 
     return types.SimpleNamespace(ID="fake", TITLE="fake", CLAIMS=(), CONFIGS={s: _Cfg() for s in
@@ -410,3 +410,28 @@ def test_report_flags_numbers_made_from_a_dirty_tree(fake, tmp_path, monkeypatch
     clean = report.find_result("fake")
     clean["measurements"]["polystep.fake"] = {"value": 0.5}
     assert report.claim_row(claim, clean, True)["scale"] == "cpu"
+
+
+def test_a_tree_is_dirty_when_code_changes_not_when_generated_outputs_do(tmp_path, monkeypatch) -> None:
+    """Original failure: a clean checkout that ran two experiments one after the other marked the
+    second result dirty, because the first had written its (tracked) figure sidecar."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "figures" / "cpu").mkdir(parents=True)
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "code.py").write_text("X = 1\n")
+    (tmp_path / "figures" / "cpu" / "a.json").write_text("{}\n")
+    (tmp_path / "paper" / "REPORT.md").write_text("report\n")
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    monkeypatch.setattr(runner, "REPO_ROOT", tmp_path)
+    assert not runner.git_sha().endswith("-dirty")
+    (tmp_path / "figures" / "cpu" / "a.json").write_text('{"new": 1}\n')
+    (tmp_path / "paper" / "REPORT.md").write_text("new report\n")
+    assert not runner.git_sha().endswith("-dirty")  # generated outputs only
+    (tmp_path / "code.py").write_text("X = 2\n")
+    assert runner.git_sha().endswith("-dirty")
