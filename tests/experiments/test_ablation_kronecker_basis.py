@@ -8,8 +8,8 @@ import pytest
 
 from repro import claims
 from repro.claims import claims_of, get_claim
-from repro.context import RunContext
 from repro.experiments import ablation_kronecker_basis as exp
+from tests.experiments._cells import first_cells
 from tests.experiments.ci import run_at_ci
 
 FIXED, REDRAW = "polystep.ablation_kronecker_basis_accuracy", "polystep.ablation_kronecker_basis_redraw_accuracy"
@@ -99,31 +99,13 @@ def test_report_section_lists_every_variant(stored) -> None:
     assert "| qr, redraw every 25 | qr | 25 |" in section
 
 
-class _Declared(Exception):
-    """Raised by :class:`_Capture` once the experiment has declared its cells."""
-
-
-class _Capture(RunContext):
-    """A run context whose ``map`` records the cells it is given (and computes none)."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.cells: list = []
-
-    def map(self, cells, *, desc: str = "cells"):
-        self.cells.extend(cells)
-        raise _Declared
-
-
 def test_one_picklable_cell_per_variant_and_seed() -> None:
     import pickle
 
     cfg = exp.CONFIGS["cpu"]
-    ctx = _Capture()
-    with pytest.raises(_Declared):
-        exp.run(cfg, ctx)
-    assert [c.key for c in ctx.cells] == [f"{basis}-absorb{absorb}-seed{s}" for _, basis, absorb in cfg.variants
+    cells = first_cells(exp, cfg)
+    assert [c.key for c in cells] == [f"{basis}-absorb{absorb}-seed{s}" for _, basis, absorb in cfg.variants
                                           for s in cfg.training.seeds]
-    assert all(c.fn is exp._unit for c in ctx.cells)
-    for c in ctx.cells:
+    assert all(c.fn is exp._unit for c in cells)
+    for c in cells:
         pickle.loads(pickle.dumps(c))  # a process pool or a Dask worker receives it pickled

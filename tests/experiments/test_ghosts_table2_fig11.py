@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from repro import claims
-from repro.context import RunContext
 from repro.experiments import ghosts_table2_fig11 as exp
+from tests.experiments._cells import first_cells
 from tests.experiments.ci import run_at_ci
 
 
@@ -144,30 +144,12 @@ def test_fig11_evidence_is_the_runs_end_points(stored) -> None:
         assert 0 < lo < hi and lr[f"lr_span_{mode}"] == pytest.approx(hi / lo)
 
 
-class _Declared(Exception):
-    """Raised by :class:`_Capture` once the experiment has declared its cells."""
-
-
-class _Capture(RunContext):
-    """A run context whose ``map`` records the cells it is given (and computes none)."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.cells: list = []
-
-    def map(self, cells, *, desc: str = "cells"):
-        self.cells.extend(cells)
-        raise _Declared
-
-
 def test_one_picklable_cell_per_mode_and_seed() -> None:
     import pickle
 
     cfg = exp.CONFIGS["paper"]
-    ctx = _Capture()
-    with pytest.raises(_Declared):
-        exp.run(cfg, ctx)
-    assert [c.key for c in ctx.cells] == [f"{m}-seed{s}" for m in exp.MODES for s in cfg.seeds]
-    assert all(c.fn is exp._train for c in ctx.cells)
-    for c in ctx.cells:
+    cells = first_cells(exp, cfg)
+    assert [c.key for c in cells] == [f"{m}-seed{s}" for m in exp.MODES for s in cfg.seeds]
+    assert all(c.fn is exp._train for c in cells)
+    for c in cells:
         pickle.loads(pickle.dumps(c))  # a process pool or a Dask worker receives it pickled

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from repro import claims
-from repro.context import RunContext
 from repro.experiments import ghosts_table3_fig12 as exp
+from tests.experiments._cells import Capture
 from tests.experiments.ci import run_at_ci
 
 
@@ -153,23 +153,11 @@ def test_cifar_claims_measured_at_paper_protocol(stored) -> None:
     assert m["ghosts.sec86_overhead_timings"]["evidence"]["jvp_over_plain"] == t["jvp_over_plain"]
 
 
-class _Capture(RunContext):
-    """A run context whose ``map`` records each call's cells and returns ``None`` for each."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.calls: list[list] = []
-
-    def map(self, cells, *, desc: str = "cells"):
-        self.calls.append(list(cells))
-        return [None] * len(self.calls[-1])
-
-
 def test_one_cell_per_configuration_and_seed_then_the_timing_cell_alone() -> None:
     import pickle
 
     cfg = exp.CONFIGS["cpu"]
-    ctx = _Capture()
+    ctx = Capture(stop=False)
     res = exp.run(cfg, ctx)
     runs, timing = ctx.calls
     grid = [f"fixed-{e * cfg.eta_scale:g}" for e in cfg.etas] + [f"ctrl-{r:g}" for r in cfg.r_targets]

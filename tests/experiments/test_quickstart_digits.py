@@ -8,8 +8,8 @@ import pytest
 
 from repro import claims
 from repro.claims import claims_of, get_claim
-from repro.context import RunContext
 from repro.experiments import quickstart_digits as exp
+from tests.experiments._cells import first_cells
 from tests.experiments.ci import run_at_ci
 
 
@@ -97,32 +97,14 @@ def test_rerun_is_served_from_cache(stored) -> None:
     assert again["meta"]["wall_time_s"] == stored["meta"]["wall_time_s"]  # loaded, not recomputed
 
 
-class _Declared(Exception):
-    """Raised by :class:`_Capture` once the experiment has declared its cells."""
-
-
-class _Capture(RunContext):
-    """A run context whose ``map`` records the cells it is given (and computes none)."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.cells: list = []
-
-    def map(self, cells, *, desc: str = "cells"):
-        self.cells.extend(cells)
-        raise _Declared
-
-
 def test_one_picklable_cell_per_method_and_seed() -> None:
     import pickle
 
     from repro.tasks.mlp_run import train_mlp
 
     cfg = exp.CONFIGS["cpu"]
-    ctx = _Capture()
-    with pytest.raises(_Declared):
-        exp.run(cfg, ctx)
-    assert [c.key for c in ctx.cells] == [f"{m}-seed{s}" for m in ("PolyStep", "Adam") for s in cfg.seeds]
-    assert all(c.fn is train_mlp and c.args[0] in ("PolyStep", "Adam") for c in ctx.cells)
-    for c in ctx.cells:
+    cells = first_cells(exp, cfg)
+    assert [c.key for c in cells] == [f"{m}-seed{s}" for m in ("PolyStep", "Adam") for s in cfg.seeds]
+    assert all(c.fn is train_mlp and c.args[0] in ("PolyStep", "Adam") for c in cells)
+    for c in cells:
         pickle.loads(pickle.dumps(c))  # a process pool or a Dask worker receives it pickled

@@ -175,11 +175,11 @@ def test_an_experiment_gives_the_same_results_serially_in_a_pool_and_on_dask(tmp
         monkeypatch.setenv("POLYSTEP_RESULTS_DIR", str(tmp_path / name))
         executor = make()
         try:
-            runner.run_experiment("ghosts_fig9", scale="ci", device="cpu", force=True, make_figures=False,
+            runner.run_experiment("hitting_time", scale="ci", device="cpu", force=True, make_figures=False,
                                   executor=executor)
         finally:
             executor.close()
-        path = runner.result_path("ghosts_fig9", "ci", 0, torch.device("cpu"))
+        path = runner.result_path("hitting_time", "ci", 0, torch.device("cpu"))
         stored[name] = storage.load(path)
         assert stored[name]["meta"]["torch_threads"] == 1
     _same(stored["serial"]["results"], stored["pool"]["results"], "pool")
