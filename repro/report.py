@@ -101,6 +101,29 @@ LEGEND = (
     "`polystep-repro claim ID` prints everything about one claim.")
 
 
+RUNS_LEGEND = (
+    "The run behind each experiment's rows, from its sidecar: its wall time, the compute time of "
+    "its cells summed over the workers that computed them (so above the wall time when cells ran "
+    "in parallel; cells loaded from an earlier, interrupted run are not counted), where the cells "
+    "were computed (`in-process`, `process-pool` or `dask`, with the number of workers), the fixed "
+    "intra-op thread count, and the commit.")
+
+
+def _cells_compute(meta: dict) -> str:
+    value = meta.get("cells_compute_s")
+    return "–" if not value else f"{float(value):.1f}"  # older sidecars, or no cells
+
+
+def run_row(experiment_id: str, meta: dict) -> str:
+    """One row of the report's *Runs* table."""
+    executor = meta.get("executor", "in-process")
+    workers = int(meta.get("workers", 1))
+    where = executor if workers == 1 else f"{executor} ({workers})"
+    return (f"| `{experiment_id}` | {meta['scale']} | {float(meta['wall_time_s']):.1f} | "
+            f"{_cells_compute(meta)} | {where} | "
+            f"{meta.get('torch_threads', '?')} | `{str(meta.get('git_sha', 'unknown'))[:12]}` |")
+
+
 def build_report(seed: int = 0) -> str:
     claims = load_claims()
     known = set(registry.experiment_ids())
@@ -144,6 +167,9 @@ def build_report(seed: int = 0) -> str:
                         f"rule `{_fmt(rev.old_rule)}` -> `{_fmt(rev.new_rule)}`" if rev.old_rule or rev.new_rule else "",
                         f"scale {rev.old_scale} -> {rev.new_scale}" if rev.old_scale or rev.new_scale else "") if x)
                     lines.append(f"- `{c.id}` ({rev.date}): {change}. {_fmt(rev.reason.strip())}")
+    lines += ["", "## Runs", "", RUNS_LEGEND, "",
+              "| experiment | scale | wall s | cells' compute s | executor | threads | commit |", "|---|---|---|---|---|---|---|"]
+    lines += [run_row(eid, f["meta"]) for eid, f in sorted(found.items()) if f]
     sections = [f["report_section"].rstrip() for f in found.values() if f and f.get("report_section")]
     if sections:
         lines += ["", "## Measurements", ""] + ["\n\n".join(sections)]

@@ -435,3 +435,14 @@ def test_a_tree_is_dirty_when_code_changes_not_when_generated_outputs_do(tmp_pat
     assert not runner.git_sha().endswith("-dirty")  # generated outputs only
     (tmp_path / "code.py").write_text("X = 2\n")
     assert runner.git_sha().endswith("-dirty")
+
+
+def test_the_report_lists_the_run_behind_every_experiment() -> None:
+    """Issue 11: wall time per experiment in the report, with where its cells ran."""
+    meta = {"scale": "cpu", "wall_time_s": 160.26, "cells_compute_s": 310.64, "executor": "process-pool",
+            "workers": 2, "torch_threads": 1, "git_sha": "fb02e5011fa1c0ffee"}
+    assert report.run_row("toy", meta) == "| `toy` | cpu | 160.3 | 310.6 | process-pool (2) | 1 | `fb02e5011fa1` |"
+    old = {"scale": "cpu", "wall_time_s": 3.0, "git_sha": "abc"}  # a sidecar from before cells
+    assert report.run_row("old", old) == "| `old` | cpu | 3.0 | – | in-process | ? | `abc` |"
+    committed = (ROOT / "paper" / "REPORT.md").read_text()  # rebuilt from the sidecars: see the fresh-clone test
+    assert "## Runs" in committed and "| `bench_step` | cpu |" in committed
