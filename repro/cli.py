@@ -8,7 +8,7 @@ Examples::
     polystep-repro plot quickstart_digits
     polystep-repro all --scale cpu --jobs 2 # every experiment (cells on 2 processes), then the report
     polystep-repro run ghosts_fig9 --executor dask:127.0.0.1:8786   # cells on a Dask cluster
-    polystep-repro status --scale cpu       # results current / stale / missing, unfinished cells
+    polystep-repro status --scale cpu       # result current / stale / missing; cells done / missing / failed
     polystep-repro report
     polystep-repro claim polystep.thm41_figure_kl_bound   # rule, code, test, value, verdict
     polystep-repro data fetch all           # MNIST, Fashion-MNIST, ETTh1 into the data cache
@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from . import registry, report, runner
+from .context import OverallProgress
 from .device import DEVICE_CHOICES
 from .scale import DEFAULT_SCALE, SCALES
 
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p_all)
     p_all.add_argument("--skip", nargs="*", default=[], help="experiment ids to leave out")
     p_status = sub.add_parser("status", help="per experiment: result current / stale / missing, cells "
-                                             "stored and failed in an unfinished run, compute time spent")
+                                             "done / missing / failed (with the error's last line), "
+                                             "compute time spent")
     p_status.add_argument("--scale", choices=SCALES, default=DEFAULT_SCALE)
     p_status.add_argument("--device", default="auto")
     p_status.add_argument("--seed", type=int, default=0)
@@ -119,44 +122,168 @@ def _data_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def cell_status(partial: Path) -> dict:
+    """What an experiment's partial-results folder says about its cells (:mod:`repro.context`):
+    ``declared`` (the keys of its ``map`` manifests; ``None`` when it has none), ``done`` (stored
+    cells), ``failed`` (``{key: error's last line}``, cells that raised and are not stored since),
+    ``missing`` (declared, neither done nor failed) and ``spent_s`` (the compute time of the done
+    cells).  A folder that disappears while it is read (the run finishing) reads as empty."""
+    import json
+
+    from . import storage
+    from .context import FAILED_SUFFIX, MANIFEST_SUFFIX
+
+    partial = Path(partial)
+    declared: list[str] | None = None
+    for path in sorted(partial.glob(f"*{MANIFEST_SUFFIX}")):
+        try:
+            keys = json.loads(path.read_text())["keys"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        declared = list(dict.fromkeys((declared or []) + list(keys)))
+    done, spent = [], 0.0
+    for path in sorted(partial.glob("*.json")):
+        try:
+            spent += float(storage.load(path).get("compute_s", 0.0))
+        except (storage.CorruptResultError, OSError):
+            continue
+        done.append(path.stem)
+    failed = {}
+    for path in sorted(partial.glob(f"*{FAILED_SUFFIX}")):
+        if path.stem in done:
+            continue
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        try:
+            failed[path.stem] = json.loads(text)["error"]
+        except (ValueError, KeyError, TypeError):  # an older record: the bare traceback
+            lines = [line for line in text.strip().splitlines() if line.strip()]
+            failed[path.stem] = lines[-1].strip() if lines else "?"
+    missing = None if declared is None else [k for k in declared if k not in done and k not in failed]
+    return {"declared": declared, "done": done, "failed": failed, "missing": missing, "spent_s": spent}
+
+
+def _cells_text(cells: dict) -> str:
+    """``N done, M missing, F failed (T s)`` for :func:`cell_status`'s answer."""
+    missing = "?" if cells["missing"] is None else len(cells["missing"])
+    return (f"{len(cells['done'])} done, {missing} missing, {len(cells['failed'])} failed "
+            f"({cells['spent_s']:.1f}s spent)")
+
+
+def _run_all(args: argparse.Namespace, overall) -> tuple[dict[str, float], str]:
+    """Run every experiment not in ``--skip`` for ``all``: first those that share the executor,
+    then the benchmarks that need a quiet machine (``NEEDS_QUIET_MACHINE``) alone, in this process.
+    Returns the wall time of each and which executor ran the cells, with how many workers."""
+    ids = [eid for eid in registry.experiment_ids() if eid not in args.skip]
+    quiet = [eid for eid in ids if getattr(registry.get(eid), "NEEDS_QUIET_MACHINE", False)]
+    walls: dict[str, float] = {}
+    executor = _executor(args)
+    try:
+        for eid in [e for e in ids if e not in quiet]:
+            walls[eid] = _run_one(args, eid, overall, executor)
+        used = f"executor {getattr(executor, 'name', 'in-process')}, {executor.workers} worker(s)"
+    finally:
+        executor.close()
+    for eid in quiet:
+        walls[eid] = _run_one(args, eid, overall, None)
+    return walls, used
+
+
+def _run_one(args: argparse.Namespace, eid: str, overall, executor) -> float:
+    """Run one experiment of ``all``, print its summary; returns its wall time (s)."""
+    t0 = time.perf_counter()
+    stored = runner.run_experiment(eid, scale=args.scale, device=args.device, seed=args.seed,
+                                   force=args.force, executor=executor, overall=overall)
+    wall = time.perf_counter() - t0
+    _print_summary(eid, stored)
+    return wall
+
+
+def _hitting_time_cells(c) -> tuple[int, ...]:
+    """hitting_time: one cell per grid cell, the stall cell, one per trajectory cell, the baselines."""
+    grid = len(c.radial_dims) * len(c.radial_kinds) * len(c.radii) + len(c.separable_dims) * len(c.separable_radii)
+    return (grid + 1 + len(c.traj_cells) + 1,)
+
+
+def _thm41_cells(c) -> tuple[int, ...]:
+    """thm41_one_sided_limit: the uniform and non-uniform random problems, the counterexample, one
+    cell per row of its (eps, lam) grid and one per V of the barycentre-gap study."""
+    uniform = len(c.P_values) * len(c.V_values) * len(c.eps_values) * c.draws
+    return (uniform + len(c.nonuniform) + 1 + len(c.ce_grid_eps) + len(c.gap_V),)
+
+
+#: the cells each experiment's ``run(cfg, ctx)`` declares, per ``ctx.map`` call, as a function of
+#: its configuration (read from the experiments' ``run``; tests/repro/test_cells.py checks the first
+#: call against the cells the experiments really declare at ci and cpu scale).  Experiments not
+#: listed declare no cells: they run in one piece.
+CELLS_PER_MAP_CALL = {
+    "ablation_kronecker_basis": lambda c: (len(c.variants) * len(c.training.seeds),),
+    "clarke_stationarity": lambda c: (4,),
+    "ghosts_fig1_fig7": lambda c: (len(c.recipes) * len(c.seeds),),
+    "ghosts_fig6": lambda c: (len(c.eta0s) * 2 * len(c.seeds),),  # plain, controller
+    "ghosts_fig8": lambda c: (len(c.seeds) * (1 + len(c.lr_sweep)),),
+    "ghosts_fig9": lambda c: (len(c.temperatures) * len(c.seeds),),
+    "ghosts_table1_fig10": lambda c: (len(c.archs) * len(c.methods) * len(c.seeds),),
+    "ghosts_table2_fig11": lambda c: (4 * len(c.seeds),),  # four modes
+    "ghosts_table3_fig12": lambda c: ((len(c.etas) + len(c.r_targets)) * len(c.seeds), 1),  # + timing
+    "hitting_time": _hitting_time_cells,
+    "quickstart_digits": lambda c: (2 * len(c.seeds),),  # PolyStep, Adam
+    "thm41_one_sided_limit": _thm41_cells,
+    "thm42_rates": lambda c: (3,),
+    "t1_nondiff_benchmarks": lambda c: (len(registry.get("t1_nondiff_benchmarks")._cells(c)),),  # its own list
+}
+
+
+def cell_counts(scale: str = "paper") -> dict[str, tuple[int, ...]]:
+    """The cells each experiment declares at ``scale``, per ``ctx.map`` call (:data:`CELLS_PER_MAP_CALL`
+    applied to its configuration at that scale; ``()`` for an experiment without cells)."""
+    return {eid: CELLS_PER_MAP_CALL[eid](registry.config(eid, scale)) if eid in CELLS_PER_MAP_CALL else ()
+            for eid in registry.experiment_ids()}
+
+
+def paper_cell_counts() -> dict[str, int]:
+    """The number of cells of each experiment at paper scale (what a cluster run schedules; the
+    table of README.md's "Paper scale on a SLURM cluster")."""
+    return {eid: sum(calls) for eid, calls in cell_counts("paper").items()}
+
+
 def status_lines(scale: str, seed: int = 0, device: str = "auto") -> list[str]:
     """The text of ``polystep-repro status``: for each experiment at ``scale``, whether its result
-    is current (configuration and code unchanged), stale or missing, with its compute time; and for
-    an unfinished run of the current configuration and code, the cells stored and failed so far."""
+    is current (configuration and code unchanged), stale or missing, with its compute time and
+    cell count; and for an unfinished run of the current configuration and code, its cells done,
+    missing (declared but not stored) and failed (each with its error's last line), with the
+    compute time spent on them so far."""
     from . import storage
     from .device import resolve_device
     from .fingerprint import code_fingerprint
 
     dev = resolve_device(device)
-    lines = [f"{'experiment':28s} {'result':9s} {'compute':>9s}  cells of an unfinished run"]
+    lines = [f"{'experiment':28s} {'result':9s} {'compute':>9s}  cells"]
     for eid in registry.experiment_ids():
         module = registry.get(eid)
         chash = runner.config_hash(registry.config(eid, scale), getattr(module, "VERSION", 1))
         fingerprint = code_fingerprint(eid)
         path = runner.result_path(eid, scale, seed, dev)
-        state, compute = "missing", ""
+        state, compute, cells = "missing", "", ""
         if path.exists():
             try:
                 meta = storage.load(path)["meta"]
                 current = meta.get("config_hash") == chash and meta.get("code_fingerprint") == fingerprint
                 state = "current" if current else "stale"
                 compute = f"{meta.get('compute_time_s', 0.0):8.1f}s"
+                if current and "cells" in meta:
+                    cells = f"{meta['cells']} done, 0 missing, 0 failed"
             except storage.CorruptResultError:
                 state = "corrupt"
         partial = path.with_suffix(f".{runner.cache_key(chash, fingerprint)}.partial")
-        cells = ""
+        failed: dict = {}
         if partial.is_dir():
-            stored = sorted(partial.glob("*.json"))
-            failed = sorted(p.stem for p in partial.glob("*.failed"))
-            spent = 0.0
-            for p in stored:
-                try:
-                    spent += float(storage.load(p).get("compute_s", 0.0))
-                except (storage.CorruptResultError, OSError):
-                    pass
-            cells = f"{len(stored)} stored ({spent:.1f}s)" + (f", {len(failed)} failed: {', '.join(failed)}"
-                                                               if failed else "")
-        lines.append(f"{eid:28s} {state:9s} {compute:>9s}  {cells}")
+            found = cell_status(partial)
+            cells, failed = f"unfinished run: {_cells_text(found)}", found["failed"]
+        lines.append(f"{eid:28s} {state:9s} {compute:>9s}  {cells}".rstrip())
+        lines += [f"{'':28s}   failed {key}: {error}" for key, error in failed.items()]
     return lines
 
 
@@ -251,31 +378,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(written)
         elif args.command == "all":
             started = time.perf_counter()
-            ids = [eid for eid in registry.experiment_ids() if eid not in args.skip]
-            # benchmarks that need a quiet machine run alone, in this process, after the pool
-            quiet = [eid for eid in ids if getattr(registry.get(eid), "NEEDS_QUIET_MACHINE", False)]
-            walls: dict[str, float] = {}
-            executor = _executor(args)
-            try:
-                for eid in [e for e in ids if e not in quiet]:
-                    t0 = time.perf_counter()
-                    stored = runner.run_experiment(eid, scale=args.scale, device=args.device,
-                                                   seed=args.seed, force=args.force, executor=executor)
-                    walls[eid] = time.perf_counter() - t0
-                    _print_summary(eid, stored)
-            finally:
-                executor.close()
-            for eid in quiet:
-                t0 = time.perf_counter()
-                stored = runner.run_experiment(eid, scale=args.scale, device=args.device,
-                                               seed=args.seed, force=args.force)
-                walls[eid] = time.perf_counter() - t0
-                _print_summary(eid, stored)
+            with OverallProgress() as overall:  # one bar over every experiment's cells
+                walls, used = _run_all(args, overall)
             print("wall time per experiment (s, this invocation; a cached result loads in ~0):")
             for eid, wall in walls.items():
                 print(f"  {eid:28s} {wall:8.1f}")
-            print(f"all experiments done in {time.perf_counter() - started:.0f}s "
-                  f"(executor {getattr(executor, 'name', 'in-process')}, {executor.workers} worker(s))")
+            print(f"all experiments done in {time.perf_counter() - started:.0f}s ({used})")
             if args.scale not in report.REPORT_SCALES:
                 print(f"(a {args.scale}-scale run does not make the report: it is built from the "
                       f"{' and '.join(report.REPORT_SCALES)} sidecars)")

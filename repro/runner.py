@@ -158,13 +158,15 @@ def experiment_threads(module, scale: str) -> int:
 
 def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torch.device = "auto",
                    seed: int = 0, force: bool = False, make_figures: bool = True,
-                   progress: bool | None = None, executor=None) -> dict:
+                   progress: bool | None = None, executor=None, overall=None) -> dict:
     """Run (or load from cache) ``experiment_id`` at ``scale``; returns ``{"results", "meta"}``.
 
     The cached result is reused when its config hash and code fingerprint match and it passes its
     integrity check. Folders are checked for writability before any compute. ``executor``
     (:func:`repro.cells.make_executor`; default in-process) computes the experiment's cells; the
     experiment runs, cells and all, at its fixed thread count (:func:`experiment_threads`).
+    ``overall`` (:class:`repro.context.OverallProgress`) counts the experiment's cells in a bar
+    over several experiments (``polystep-repro all``).
     """
     check_scale(scale)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -185,25 +187,29 @@ def run_experiment(experiment_id: str, *, scale: str = "cpu", device: str | torc
             stored = load_verified(path)
             meta = (stored or {}).get("meta", {})
             if meta.get("config_hash") == chash and meta.get("code_fingerprint") == fingerprint:
+                if overall is not None:  # a cached result's cells count as done
+                    overall.declare(int(meta.get("cells", 0)))
+                    overall.advance(int(meta.get("cells", 0)))
                 if make_figures:
                     write_outputs(experiment_id, stored)
                 return stored
         stored = _compute(module, cfg, experiment_id, scale, seed, dev, path, chash, fingerprint,
-                          force, progress, executor)
+                          force, progress, executor, overall)
     if make_figures:
         write_outputs(experiment_id, stored)
     return stored
 
 
 def _compute(module, cfg, experiment_id: str, scale: str, seed: int, dev: torch.device, path: Path,
-             chash: str, fingerprint: str, force: bool, progress: bool | None, executor=None) -> dict:
+             chash: str, fingerprint: str, force: bool, progress: bool | None, executor=None,
+             overall=None) -> dict:
     """Run ``module`` (resuming from this configuration's and code's checkpoints) and save the result."""
     partial = path.with_suffix(f".{cache_key(chash, fingerprint)}.partial")  # this config + code only
     if force and partial.exists():
         shutil.rmtree(partial)
     threads = experiment_threads(module, scale)
     ctx = RunContext(seed=seed, device=dev, scale=scale, checkpoint_dir=partial, threads=threads,
-                     executor=executor)
+                     executor=executor, overall=overall)
     if progress is not None:
         ctx.progress = progress
     previous = torch.get_num_threads()
@@ -226,6 +232,7 @@ def _compute(module, cfg, experiment_id: str, scale: str, seed: int, dev: torch.
         "executor": getattr(executor, "name", "in-process"),
         "workers": getattr(executor, "workers", 1),
         "cells_compute_s": ctx.cells_compute_s,
+        "cells": ctx.cells_declared,
     }
     stored = {"results": results, "meta": meta}
     storage.save(path, stored)
