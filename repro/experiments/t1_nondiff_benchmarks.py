@@ -9,7 +9,8 @@ Fashion-MNIST, a staircase-activation MLP and a top-1 mixture of experts on MNIS
 * **PolyStep** with the paper's per-task hyperparameters (paper/polystep_reconstruction.md §5.3;
   softmax solver, orthoplex, ``d_p = 8``, hybrid subspace; flat temperature and radii on the SNN and
   the MoE), evaluated by the fast population closure;
-* **CMA-ES** (sep-CMA, popsize 16, ``sigma0 = 0.5``), **OpenAI-ES** (antithetic, 50, ``sigma = 0.02``,
+* **CMA-ES** (sep-CMA, popsize 16, ``sigma0 = 0.5``; :class:`polystep.baselines.SepCMAES`, pycma's
+  diagonal update in torch), **OpenAI-ES** (antithetic, 50, ``sigma = 0.02``,
   lr 0.01 -> 0, weight decay 0.01, centred ranks), **SPSA** (``a = c = 0.1``, ``A = 0.1 max_iters``)
   at two budgets: ``paper`` -- generations in the paper's ratio to PolyStep's steps (10,000 / 10,000 /
   50,000 per 3,540; MoE 2,000 / 2,000 / 10,000 per 7,050) -- and ``matched`` -- as many forward
@@ -28,8 +29,8 @@ is a one-sided Welch test over seeds with Holm's correction over the 15 (task, b
 
 Scales: ``paper`` is the paper's (full training sets, batch 512, 30 epochs, the full hybrid
 subspace, 5 seeds; GPU hours); ``cpu`` keeps the networks and the data but trains on a fixed
-10,000-image subset with batch 64 for a few hundred steps and caps PolyStep's subspace
-(``max_subspace_dim``), 3 seeds -- its numbers are not comparable with the paper's and give only
+10,000-image subset with batch 64 for 200 steps (MoE 100) and caps PolyStep's subspace
+(``max_subspace_dim`` 384, MoE 1,280: 768 and 2,560 evaluations per step), 3 seeds -- its numbers are not comparable with the paper's and give only
 *indicative* values for the paper-scale claims; the cpu claims (registered before any T1 accuracy
 was measured) state the comparisons at this scale.  ``ci`` runs every cell on a few steps of a
 784-feature stand-in built from scikit-learn's digits (nothing downloaded).
@@ -78,8 +79,8 @@ class Config:
     batch_size: int = 64
     hidden: int = 128
     timesteps: int = 15
-    steps: dict = field(default_factory=lambda: _steps(300))     # PolyStep's (= Adam's, BPTT's) steps
-    eval_every: int = 20
+    steps: dict = field(default_factory=lambda: _steps(200, moe=100))  # PolyStep's (= Adam's, BPTT's) steps
+    eval_every: int = 10
     max_subspace_dim: dict | None = field(default_factory=lambda: {
         "snn": 384, "int8": 384, "argmax": 384, "staircase": 384, "moe": 1280})
     basis: str = "kronecker"
