@@ -64,36 +64,81 @@ Fallback (exact; as fast as :func:`population_closure`, whose evaluation it uses
   dropout, parameters outside the layer stack) -- every chunk is evaluated by the population closure
   (``block_losses`` builds the chunk's population itself, as ``PolyStep._population`` would);
 * a **declined** block -- ``block_losses`` builds that chunk's population itself and evaluates it
-  with the population closure: a block whose targets lie in several layers (the ``random``
+  with the population closure (with a shared prefix where it can: "populations with a shared
+  prefix" below): a block whose targets lie in several layers (the ``random``
   subspace: one global block spanning all tensors; the output is then not linear in the block's
   coordinates; a ``random`` block whose targets are all in one layer is handled by the fast path),
-  a block of a row-wise or opaque layer, a block followed by an opaque layer, a parameter used by two
-  layers (tied weights).
+  a block of a row-wise or opaque layer (except a hard MoE's expert Linear layers, below), a block
+  followed by an opaque layer, a parameter used by two layers (tied weights).
 
 Piecewise-constant layers (thresholds, ``floor``, ``round``, ``argmax``) after a perturbed layer see
 the same pre-activations as in the naive evaluation up to floating-point rounding (the fast path sums
 ``base + sum_k delta_k U_k`` instead of forming ``W + Delta W``): a pre-activation within a few ulps of
 a jump can land on the other side, in either evaluation.
 
-``closure.stats`` counts the calls and candidates of each path, ``closure.declined`` lists the
-declined blocks with the reason.  Device and dtype follow ``x`` and the model; the computation is
-deterministic (no atomics, no randomness).  On CPU a chunk is processed in sub-chunks whose
+Kernels for the non-differentiable blocks of :mod:`polystep.nondiff` (the Table T1 networks,
+paper/polystep_reconstruction.md §5.2; exact; every one checks that it applies and otherwise runs
+the module):
+
+* **hard LIF, constant current** (``LIF(steps=T)``, the SNN's first spiking layer) -- with a
+  constant current ``I`` and reset to zero the spike train is periodic *in floating point*: after a
+  spike the membrane is ``+-0`` and retraces bit for bit the sequence from ``m_0 = 0``.  A neuron
+  spikes at steps ``n, 2n, ...`` with ``n = min{t: I >= c_t}``, where ``c_t`` is the smallest float
+  whose reset-free membrane ``m_t = beta m_{t-1} + I`` (rounded as the module rounds it) reaches the
+  threshold -- found once per ``(beta, threshold, T, dtype)`` by bisection over the ordered floats
+  (``m_t`` is monotone in ``I``).  So ``n - 1 = #{t: I < c_t}`` (``T`` compares instead of the
+  ``T``-step loop), the train is a table lookup, and a following ``nn.Linear`` is one GEMM
+  ``W S + b`` on the looked-up train ``S [F, R T]``.  When few currents differ from the base's (an
+  identity block of the previous layer's bias moves one neuron per coordinate) only the moved
+  neurons are updated (on CPU): ``out = out_0 + sum_{k != k_0} W[:, f] (train[k] - train[k_0])^T``.
+  Non-finite currents and ``|I| > max / (4 T)`` (``inf * 0`` is NaN, not a reset) run the module;
+* **hard LIF on a sequence** (``steps=None``, the output layer) -- the module's arithmetic step by
+  step (``m <- beta m + I_t``, ``s = 1[m >= theta]``, ``m <- m (1 - s)``) in place on preallocated
+  buffers;
+* **hard MoE after the perturbed layer** -- each expert only on the rows the gate routes to it
+  (``E`` times fewer expert FLOPs).  The module's ``sum_e onehot_e expert_e(x)`` is
+  ``expert_{e*}(x)`` as long as every expert's output is finite (else ``0 * inf`` = NaN), which the
+  bound ``||W x + b|| <= ||W||_F ||x|| + ||b||`` (ReLU: ``|relu(v)| <= |v|``) on ``max_r ||x_r||``
+  guarantees, else the module runs;
+* **blocks of a hard MoE's expert Linear** (``HardMoE.experts[e]``: ``Linear -> ReLU -> Linear``)
+  -- the gate is not moved, so the routing is the base's and only the ``B_e`` rows routed to ``e``
+  change: their expert Linear output is ``base + sum_k delta_k U_k`` (responses on the routed rows),
+  the rest of the expert and the layers after the MoE run on ``p m B_e`` rows, every other row keeps
+  the base output.  The moved expert must stay finite on the rows routed elsewhere: the same bound
+  with ``||Delta theta||_F <= ||delta||_1 max_c ||B_c||`` is checked per chunk (generic path if
+  not).  The gate's blocks are declined;
+* **populations with a shared prefix** -- a declined block, or a population handed to
+  ``closure(thetas)`` (PolyStep's particles straddling two blocks), whose moved tensors belong to
+  layers ``>= l`` (the others are the current parameters, passed as stride-0 views): ``a_l`` is
+  shared, each moved layer runs per candidate (``vmap`` of ``functional_call``, as
+  :func:`population_closure` does for the whole model) and the others on the folded candidates with
+  the kernels above.
+
+``closure.stats`` counts the calls and candidates of each path (``moe_expert_*``,
+``lif_constant_calls``, ``lif_sparse_calls``, ``lif_sequence_calls``, ``moe_routed_calls``,
+``population_suffix_calls``; ``moe_guard_fallbacks``: expert chunks sent to the generic path by
+the bound), ``closure.declined`` lists the declined blocks with the reason.  Device and dtype
+follow ``x`` and the model; the computation is deterministic (no atomics, no randomness).  On CPU a chunk is processed in sub-chunks whose
 perturbed activations take about 8 MiB (``sub_chunk_bytes``): cache-resident buffers, no page
 faults of fresh large allocations; this changes speed only.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as Fn
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from ._validation import check_int
 from .evaluation import parameter_names, population_closure
+from .nondiff import LIF, HardMoE
 from .subspace import KroneckerBasis
 
 __all__ = ["fast_population_closure", "FastPopulationClosure", "ROWWISE_MODULES"]
@@ -139,6 +184,196 @@ def _has_hooks(module: nn.Module) -> bool:
                 or getattr(module, "_forward_pre_hooks_with_kwargs", None))
 
 
+# ------------------------------------------------------------------- hard-LIF and hard-MoE kernels
+#: dtypes of the LIF kernels (the thresholds below are computed in the input's own arithmetic)
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def _is_hard_lif(layer: nn.Module) -> bool:
+    return type(layer) is LIF and layer.hard and not _has_hooks(layer)
+
+
+def _float_from_keys(keys: Tensor, dtype: torch.dtype) -> Tensor:
+    """The floats of ``dtype`` with the given order-preserving integer keys (``key = bits`` for
+    ``+x``, ``-(bits of |x|)`` for ``-x``; ``int64`` keys)."""
+    width = torch.finfo(dtype).bits
+    bits = torch.where(keys >= 0, keys, -keys - 2 ** (width - 1))
+    return bits.to(torch.int32).view(dtype) if width == 32 else bits.view(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _lif_first_spike_thresholds(beta: float, threshold: float, steps: int,
+                                dtype: torch.dtype) -> tuple[float, ...] | None:
+    """``c_1 >= ... >= c_T``: ``c_t`` is the smallest ``I`` of ``dtype`` whose reset-free membrane
+    ``m_0 = 0, m_s = beta m_{s-1} + I`` (rounded in ``dtype`` exactly as :class:`LIF` rounds it)
+    has ``m_t >= threshold`` (``+inf`` when no finite ``I`` reaches it).  ``m_t`` is nondecreasing
+    in ``I`` (``beta >= 0`` and rounding is monotone), so ``m_t(I) >= threshold <=> I >= c_t``,
+    found by bisection over the ordered floats.  ``None`` if the ``c_t`` are not nonincreasing."""
+    int_type = torch.int32 if dtype == torch.float32 else torch.int64
+    kmax = int(torch.tensor(torch.finfo(dtype).max, dtype=dtype).view(int_type))
+    lo = torch.full((steps,), -kmax, dtype=torch.int64)
+    hi = torch.full((steps,), kmax, dtype=torch.int64)
+    diag = torch.arange(steps)
+
+    def reaches(keys: Tensor) -> Tensor:  # [T] bool: m_t(I_t) >= threshold for I_t = keys[t]
+        current = _float_from_keys(keys, dtype)
+        mem, hit = torch.zeros_like(current), torch.zeros(steps, dtype=torch.bool)
+        for t in range(steps):
+            mem = beta * mem + current
+            hit[t] = (mem >= threshold)[t]
+        return hit
+
+    never = ~reaches(hi)
+    while bool((lo < hi).any()):
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # floor((lo + hi) / 2) without overflow
+        ok = reaches(mid)
+        hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, torch.minimum(mid + 1, hi))
+    c = torch.where(never, torch.inf, _float_from_keys(hi, dtype)[diag].to(torch.float64))
+    if not bool((c[1:] <= c[:-1]).all()):
+        return None
+    return tuple(c.tolist())
+
+
+@functools.lru_cache(maxsize=64)
+def _lif_tables(steps: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Spike train and spike count of a neuron whose first spike is at step ``k + 1`` (row ``k``;
+    row ``T``: no spike): ``train[k, t] = 1[(t + 1) mod (k + 1) = 0]``, ``count[k] = floor(T / (k + 1))``."""
+    train = torch.zeros(steps + 1, steps, dtype=dtype)
+    for k in range(steps):
+        train[k, k::k + 1] = 1.0
+    return train.to(device), train.sum(dim=1, keepdim=True).to(device)
+
+
+def _lif_first_spike(layer: nn.Module, current: Tensor) -> Tensor | None:
+    """``k = n - 1`` per neuron (``int64``, ``T``: no spike in ``T`` steps) for a hard LIF with the
+    constant input ``current``, or ``None`` where the kernel does not apply (dtype, non-finite or
+    huge currents, non-monotone thresholds).
+
+    With a constant current and reset to zero the spike train is periodic *in floating point*:
+    the membrane after a spike is ``+-0``, and from there it retraces, bit for bit, the sequence
+    from ``m_0 = 0`` (``beta * (+-0) + I = I``).  So a neuron spikes at steps ``n, 2n, ...``, ``n =
+    min{t: I >= c_t}`` (:func:`_lif_first_spike_thresholds`), ``n - 1 = #{t: I < c_t}``.  Currents
+    with ``|I| > max / (4 T)`` (the membrane could overflow: ``inf * 0`` is NaN, not a reset) and
+    non-finite ones take the module's own loop."""
+    if current.dtype not in _KERNEL_DTYPES or current.numel() == 0:
+        return None
+    c = _lif_first_spike_thresholds(layer.beta, layer.threshold, layer.steps, current.dtype)
+    if c is None or not bool(current.abs().amax() <= torch.finfo(current.dtype).max / (4 * layer.steps)):
+        return None
+    below = torch.empty(current.shape, dtype=torch.bool, device=current.device)
+    never = sum(1 for c_t in c if c_t == math.inf)  # the first steps no finite current reaches
+    k = torch.full(current.shape, never, device=current.device,
+                   dtype=torch.uint8 if layer.steps <= 255 else torch.int64)
+    for c_t in c[never:]:
+        below = torch.lt(current, c_t, out=below)
+        k += below.view(torch.uint8) if k.dtype == torch.uint8 else below
+    return k.long()
+
+
+def _lif_constant(layer: nn.Module, current: Tensor, linear: nn.Module | None) -> Tensor | None:
+    """A hard LIF with ``steps`` (constant current ``[R, ...]``) from the first-spike steps: the
+    spike train ``[R, T, ...]`` or count ``[R, ...]``, or -- ``linear`` given, ``current`` ``[R, F]``
+    -- ``linear`` applied to the train, ``[R, T, O]``: ``Y = W S + b`` with ``S [F, R T]`` the train
+    gathered from the table in the layout of one GEMM (no ``[R, T, F]`` copy).  ``None``: the
+    kernel does not apply (the caller runs the module)."""
+    k = _lif_first_spike(layer, current)
+    if k is None:
+        return None
+    train, count = _lif_tables(layer.steps, current.dtype, current.device)
+    if layer.count:
+        return Fn.embedding(k, count).squeeze(-1)
+    if linear is None:
+        return Fn.embedding(k, train).movedim(-1, 1)
+    n_rows, feats = k.shape
+    spikes = Fn.embedding(k.T.contiguous(), train).reshape(feats, n_rows * layer.steps)
+    weight = linear.weight
+    out = weight @ spikes if linear.bias is None else torch.addmm(linear.bias[:, None], weight, spikes)
+    return out.reshape(-1, n_rows, layer.steps).permute(1, 2, 0)
+
+
+def _lif_sequence(layer: nn.Module, seq: Tensor) -> Tensor | None:
+    """A hard LIF on a sequence ``[R, T, ...]`` (``steps=None``), in place on preallocated
+    buffers, the same arithmetic as :class:`LIF` step by step: ``m <- beta m + I_t`` (two roundings),
+    ``s_t = 1[m >= theta]``, ``m <- m * 1[m < theta]`` -- the module's ``m (1 - s_t)``: the same
+    factor ``1.0`` or ``0.0`` except at ``m = NaN``, where both products are NaN; the count
+    ``sum_t s_t`` is exact."""
+    if seq.dtype not in _KERNEL_DTYPES or seq.ndim < 3:
+        return None
+    seq = seq.contiguous()
+    shape = (seq.shape[0],) + tuple(seq.shape[2:])
+    mem = torch.zeros(shape, dtype=seq.dtype, device=seq.device)
+    spike, keep = torch.empty_like(mem), torch.empty_like(mem)
+    out = torch.zeros_like(mem) if layer.count else torch.empty_like(seq)
+    for t in range(seq.shape[1]):
+        mem.mul_(layer.beta).add_(seq[:, t])
+        if layer.count:
+            out.add_(torch.ge(mem, layer.threshold, out=spike))
+        else:
+            torch.ge(mem, layer.threshold, out=out[:, t])
+        mem.mul_(torch.lt(mem, layer.threshold, out=keep))
+    return out
+
+
+def _expert_chain(moe: nn.Module) -> list[list[nn.Module]] | None:
+    """The layers of each expert of a hard :class:`HardMoE` whose experts are chains of exact
+    ``nn.Linear`` / ``nn.ReLU`` (the kernels below need both: the Linear responses and the bound of
+    :func:`_chain_bound`), or ``None``."""
+    if type(moe) is not HardMoE or not moe.hard or _has_hooks(moe) or type(moe.gate) is not nn.Linear \
+            or _has_hooks(moe.gate) or _has_hooks(moe.experts):
+        return None
+    chains = []
+    for expert in moe.experts:
+        chain = _flatten_layers(expert)
+        if any(type(m) not in (nn.Linear, nn.ReLU) or _has_hooks(m) for m in chain) \
+                or not any(type(m) is nn.Linear for m in chain):
+            return None
+        chains.append(chain)
+    return chains
+
+
+def _chain_bound(chain: Sequence[nn.Module], in_norm: float, extra: dict[int, float] | None = None) -> float:
+    """An upper bound of ``||expert(x)||_2`` over inputs with ``||x||_2 <= in_norm``:
+    ``||W x + b|| <= ||W||_F ||x|| + ||b||`` per Linear, ``|relu(v)| <= |v|``; ``extra[i]`` is added
+    to the norm of the perturbed tensor ``i`` (``2 j`` weight, ``2 j + 1`` bias of layer ``j``)."""
+    extra = extra or {}
+    bound = in_norm
+    for j, m in enumerate(chain):
+        if type(m) is nn.Linear:
+            w = float(torch.linalg.vector_norm(m.weight.detach(), dtype=torch.float64))
+            b = 0.0 if m.bias is None else float(torch.linalg.vector_norm(m.bias.detach(), dtype=torch.float64))
+            bound = (w + extra.get(2 * j, 0.0)) * bound + b + extra.get(2 * j + 1, 0.0)
+    return bound
+
+
+def _bound_is_safe(bound: float, dtype: torch.dtype) -> bool:
+    """No value (and no partial sum) below ``bound`` overflows ``dtype``."""
+    return math.isfinite(bound) and bound < torch.finfo(dtype).max / 16
+
+
+def _moe_routed(moe: nn.Module, x: Tensor) -> Tensor | None:
+    """A hard MoE evaluating each expert on the rows routed to it only (``E`` times fewer expert
+    FLOPs).  The module's ``sum_e onehot_e expert_e(x)`` equals ``expert_{e*}(x)`` when every
+    expert's output is finite (else ``0 * inf`` makes the row NaN): guaranteed by
+    :func:`_chain_bound` on ``max_r ||x_r||``; otherwise (and for inputs that are not ``[R, dim]``)
+    ``None`` and the caller runs the module."""
+    chains = _expert_chain(moe)
+    if chains is None or x.ndim != 2 or x.dtype not in _KERNEL_DTYPES or x.shape[0] == 0:
+        return None
+    in_norm = float(torch.linalg.vector_norm(x, dim=1, dtype=torch.float64).amax())
+    if not all(_bound_is_safe(_chain_bound(chain, in_norm), x.dtype) for chain in chains):
+        return None
+    route = moe.gate(x).argmax(dim=-1)
+    out = None
+    for e, expert in enumerate(moe.experts):
+        rows = (route == e).nonzero().flatten()
+        if rows.numel():
+            y = expert(x.index_select(0, rows))
+            if out is None:
+                out = y.new_empty(x.shape[0], *y.shape[1:])
+            out.index_copy_(0, rows, y)
+    return out
+
+
 @dataclass(frozen=True)
 class _Part:
     """One target of a block, located in the layer stack."""
@@ -153,6 +388,8 @@ class _Part:
 class _Plan:
     layer: int
     parts: tuple[_Part, ...]
+    #: ``(expert, sub-layer)`` for a block of a hard MoE's expert Linear (``layer``: the MoE)
+    expert: tuple[int, int] | None = None
 
 
 class FastPopulationClosure:
@@ -187,14 +424,74 @@ class FastPopulationClosure:
         self._plans: dict[tuple, _Plan | None] = {}
         self.declined: dict[tuple[int, int], str] = {}
         self.demoted: dict[int, str] = {}  # row-wise layers found acting along the batch
+        self._kernel_cache: dict = {}  # per base forward: MoE routing, base first-spike steps
+        self._row_norms: dict[tuple, tuple[weakref.ref, float]] = {}
         self.stats = {"fast_calls": 0, "fast_candidates": 0, "declined_calls": 0,
-                      "declined_candidates": 0, "population_calls": 0, "population_candidates": 0}
+                      "declined_candidates": 0, "population_calls": 0, "population_candidates": 0,
+                      "moe_expert_calls": 0, "moe_expert_candidates": 0, "moe_guard_fallbacks": 0,
+                      "lif_constant_calls": 0, "lif_sequence_calls": 0, "moe_routed_calls": 0,
+                      "population_suffix_calls": 0, "lif_sparse_calls": 0}
 
     # ------------------------------------------------------------------------------ interfaces
     def __call__(self, thetas: Sequence[Tensor]) -> Tensor:
         self.stats["population_calls"] += 1
         self.stats["population_candidates"] += int(thetas[0].shape[0]) if len(thetas) else 0
+        if len(thetas) == len(self.params) and len(thetas):
+            with torch.no_grad():
+                losses = self._population_suffix(thetas)
+            if losses is not None:
+                self.stats["population_suffix_calls"] += 1
+                return losses
         return self._population(thetas)
+
+    @staticmethod
+    def _is_current(theta: Tensor, q: Tensor) -> bool:
+        """``theta`` is ``q`` broadcast over the candidates (a stride-0 view of ``q`` itself, as
+        :meth:`polystep.optim.PolyStep._population` passes the tensors a chunk does not move)."""
+        return (theta.ndim == q.ndim + 1 and theta.dtype == q.dtype and theta.shape[1:] == q.shape
+                and theta.stride(0) == 0 and theta.stride()[1:] == q.stride()
+                and theta.data_ptr() == q.data_ptr())
+
+    def _population_suffix(self, thetas: Sequence[Tensor]) -> Tensor | None:
+        """A population in which only the tensors of layers ``>= first`` differ from the current
+        parameters (e.g. a particle straddling two blocks): the prefix activation ``a_first`` is
+        shared, a layer with moved tensors runs per candidate (``vmap`` of ``functional_call``, as
+        :func:`population_closure` runs the whole model), the others on the candidates folded into
+        the batch (with the kernels of :meth:`_run_suffix`).  ``None``: not applicable."""
+        acts = self._activations()
+        if acts is None:
+            return None
+        moved: dict[int, dict[str, Tensor]] = {}
+        for theta, q in zip(thetas, self.params):
+            if not self._is_current(theta, q):
+                li = self._owner.get(id(q), -1)
+                if li < 0:
+                    return None
+                moved.setdefault(li, {})[id(q)] = theta
+        n = int(thetas[0].shape[0]) if thetas[0].ndim else 0
+        if n == 0:
+            return None
+        if not moved:
+            return self._loss_batched(acts[-1].expand(n, *acts[-1].shape))
+        first = min(moved)
+        if any(self._kinds[li] == "opaque" for li in range(first, len(self.layers))):
+            return None
+        batch = acts[first].shape[0]
+        h, i = acts[first], first
+        while i < len(self.layers):
+            if i in moved:
+                layer = self.layers[i]
+                names = {id(q): name for name, q in layer.named_parameters()}
+                params = {names[key]: theta for key, theta in moved[i].items()}
+                shared = i == first  # the same input for every candidate
+                h = h if shared else h.reshape(n, batch, *h.shape[1:])
+                run = torch.vmap(lambda ps, a, layer=layer: functional_call(layer, ps, (a,), strict=False),
+                                 in_dims=(0, None if shared else 0))
+                h = run(params, h)
+                h, i = h.reshape(n * batch, *h.shape[2:]), i + 1
+            else:
+                h, i = self._run_layers(i, h, moved)
+        return self._loss_batched(h.reshape(n, batch, *h.shape[1:]))
 
     @torch.no_grad()
     def block_losses(self, block, coord_offset: int, delta_z: Tensor) -> Tensor:
@@ -205,13 +502,25 @@ class FastPopulationClosure:
                              f"the block's {block.size} coordinates")
         acts = self._activations()  # first: the base forward's checks may demote layers
         plan = self._plan(block) if acts is not None else None
-        if plan is not None:
+        if plan is not None and plan.expert is not None:
+            losses = self._moe_expert_losses(block, plan, coord_offset, delta_z, acts)
+            if losses is not None:
+                self.stats["moe_expert_calls"] += 1
+                self.stats["moe_expert_candidates"] += p * m
+                return losses
+            self.stats["moe_guard_fallbacks"] += 1
+        elif plan is not None:
             self.stats["fast_calls"] += 1
             self.stats["fast_candidates"] += p * m
             return self._fast(block, plan, coord_offset, delta_z, acts)
         self.stats["declined_calls"] += 1
         self.stats["declined_candidates"] += p * m
-        return self._population(self._block_population(block, coord_offset, delta_z))
+        population = self._block_population(block, coord_offset, delta_z)
+        losses = self._population_suffix(population)
+        if losses is not None:
+            self.stats["population_suffix_calls"] += 1
+            return losses
+        return self._population(population)
 
     # --------------------------------------------------------------------------- model checks
     def _check_static(self) -> str | None:
@@ -306,6 +615,7 @@ class FastPopulationClosure:
                 self.unsupported = reason
                 return None
             self._key, self._acts = key, acts
+            self._kernel_cache.clear()
         return self._acts
 
     # ------------------------------------------------------------------------------- planning
@@ -331,7 +641,7 @@ class FastPopulationClosure:
     def _make_plan(self, block) -> tuple[_Plan | None, str]:
         if self.unsupported is not None:
             return None, f"model not supported: {self.unsupported}"
-        parts, layers = [], set()
+        parts, layers, experts = [], set(), set()
         for t in block.targets:
             ti = self._target_index(t.name)
             q = self.params[ti]
@@ -341,7 +651,11 @@ class FastPopulationClosure:
             layer = self.layers[li]
             role = "weight" if q is getattr(layer, "weight", None) else \
                 "bias" if q is getattr(layer, "bias", None) else None
-            if role is None or self._kinds[li] != "affine":
+            where = self._expert_location(li, q) if self._kinds[li] == "rowwise" else None
+            if where is not None:
+                experts.add(where[:2])
+                role = where[2]
+            elif role is None or self._kinds[li] != "affine":
                 return None, (f"parameter {self.parameter_names[ti]!r} of layer {li} "
                               f"({type(layer).__name__}) has no linear response")
             layers.add(li)
@@ -353,7 +667,20 @@ class FastPopulationClosure:
             if self._kinds[later] == "opaque":
                 return None, (f"layer {later} ({type(self.layers[later]).__name__}) after the perturbed "
                               f"layer {li} is not known to act on every row alone")
-        return _Plan(li, tuple(parts)), ""
+        if len(experts) > 1:
+            return None, f"the block spans {len(experts)} expert layers of layer {li}"
+        return _Plan(li, tuple(parts), experts.pop() if experts else None), ""
+
+    def _expert_location(self, li: int, q: Tensor) -> tuple[int, int, str] | None:
+        """``(expert, sub-layer, role)`` of ``q`` when it is the weight or bias of an ``nn.Linear``
+        inside an expert of a hard :class:`~polystep.nondiff.HardMoE` (layer ``li``) that
+        :func:`_expert_chain` accepts; ``None`` otherwise (e.g. the gate)."""
+        chains = _expert_chain(self.layers[li])
+        for e, chain in enumerate(chains or ()):
+            for j, sub in enumerate(chain):
+                if type(sub) is nn.Linear and (q is sub.weight or q is sub.bias):
+                    return e, j, "weight" if q is sub.weight else "bias"
+        return None
 
     # ------------------------------------------------------------------------------- fast path
     @staticmethod
@@ -471,8 +798,62 @@ class FastPopulationClosure:
         else:
             n_out = math.prod(layer.normalized_shape)
         n_rows = base_out.numel() // n_out
+        u = self._block_responses(block, plan.parts, layer, a_in, base_out, n_rows, n_out, coord_offset, k)
+        # out[i, j] = base_out + sum_k delta_z[i, j, k] U[i, k]     -> [p, m, N * n_out]
+        u = u.reshape(p, d_p, n_rows * n_out)
+        out = torch.baddbmm(base_out.reshape(1, 1, -1), delta_z.to(base_out.dtype), u)
+        h, start = out.reshape(p * m * batch, *base_out.shape[1:]), plan.layer + 1
+        sparse = self._lif_linear_sparse(start, h, acts, p * m)
+        if sparse is not None:
+            h, start = sparse, start + 2
+        h = self._run_suffix(start, h)
+        return self._loss_batched(h.reshape(p * m, batch, *h.shape[1:]))
+
+    def _lif_linear_sparse(self, i: int, current: Tensor, acts: list[Tensor], c: int) -> Tensor | None:
+        """``Linear(LIF(current))`` (layers ``i``, ``i + 1``; a hard constant-current LIF) for ``c``
+        candidates when few currents differ from the base (e.g. an identity block of the previous
+        layer's bias moves one neuron per coordinate): with first-spike steps ``k`` and the base's
+        ``k_0``, ``out = out_0 + sum_{(r, f): k != k_0} W[:, f] (train[k_rf] - train[k0_rf])^T``, only the
+        neurons whose first spike moved.  ``None`` when it does not apply or more than 1/8 of the
+        currents moved (the dense kernel is then cheaper), and on GPUs."""
+        if i + 1 >= len(self.layers) or current.ndim != 2 or current.device.type != "cpu":
+            return None  # (index_add_ is atomic, i.e. not deterministic, on CUDA)
+        lif, linear = self.layers[i], self.layers[i + 1]
+        if not (_is_hard_lif(lif) and lif.steps is not None and not lif.count and type(linear) is nn.Linear
+                and self._kinds[i + 1] == "affine" and current.shape[1] == linear.in_features):
+            return None
+        base_current, base_out = acts[i], acts[i + 2]
+        if ("lif", i) not in self._kernel_cache:
+            self._kernel_cache[("lif", i)] = _lif_first_spike(lif, base_current)
+        base_k = self._kernel_cache[("lif", i)]
+        batch, feats = base_current.shape
+        if base_k is None or current.shape[0] != c * batch:
+            return None
+        moved = (current.view(c, batch, feats) != base_current).view(-1).nonzero().flatten()
+        if moved.numel() * 8 > current.numel():
+            return None
+        k = _lif_first_spike(lif, current.view(-1)[moved])
+        if k is None:
+            return None
+        row, f = moved // feats, moved % feats
+        k0 = base_k.view(-1)[(row % batch) * feats + f]
+        keep = (k != k0).nonzero().flatten()
+        row, f, k, k0 = row[keep], f[keep], k[keep], k0[keep]
+        train, _ = _lif_tables(lif.steps, current.dtype, current.device)
+        change = train[k] - train[k0]  # [E, T] in {-1, 0, 1}
+        columns = linear.weight.T.index_select(0, f)  # [E, O]
+        n_out = linear.out_features
+        delta = current.new_zeros(c * batch, lif.steps * n_out)
+        delta.index_add_(0, row, (change[:, :, None] * columns[:, None, :]).reshape(-1, lif.steps * n_out))
+        self.stats["lif_sparse_calls"] += 1
+        return (delta.view(c, batch, -1) + base_out.reshape(1, batch, -1)).view(c * batch, lif.steps, n_out)
+
+    def _block_responses(self, block, parts: Sequence[_Part], layer: nn.Module, a_in: Tensor,
+                         base_out: Tensor, n_rows: int, n_out: int, coord_offset: int, k: int) -> Tensor:
+        """``U [K, n_rows, n_out]`` of the block's coordinates ``coord_offset .. + k`` (summed over
+        its targets in ``layer``)."""
         u = None
-        for part in plan.parts:
+        for part in parts:
             if isinstance(block.basis, KroneckerBasis) and part.role == "weight" \
                     and part.numel == block.out_numel and isinstance(layer, (nn.Linear,) + _CONV_MODULES):
                 r = self._kronecker_responses(layer, a_in, n_rows, block.basis,
@@ -488,13 +869,114 @@ class FastPopulationClosure:
                 rows, idx = None, torch.where(inside, coords - part.offset, -1)
             r = self._responses(layer, part, a_in, n_rows, n_out, rows, idx, tuple(base_out.shape))
             u = r if u is None else u + r
-        # out[i, j] = base_out + sum_k delta_z[i, j, k] U[i, k]     -> [p, m, N * n_out]
-        u = u.reshape(p, d_p, n_rows * n_out)
-        out = torch.baddbmm(base_out.reshape(1, 1, -1), delta_z.to(base_out.dtype), u)
-        h = out.reshape(p * m * batch, *base_out.shape[1:])
-        for later in self.layers[plan.layer + 1:]:
-            h = later(h)
-        return self._loss_batched(h.reshape(p * m, batch, *h.shape[1:]))
+        return u
+
+    def _run_suffix(self, start: int, h: Tensor) -> Tensor:
+        """``layers[start:]`` on the candidates folded into the batch, with the exact kernels for
+        hard LIF layers (a constant-current LIF and the Linear after it fused) and hard MoEs."""
+        i = start
+        while i < len(self.layers):
+            h, i = self._run_layers(i, h)
+        return h
+
+    def _run_layers(self, i: int, h: Tensor, moved: dict | None = None) -> tuple[Tensor, int]:
+        """Layer ``i`` (and ``i + 1`` when fused) on the folded candidates: ``(output, next i)``.
+        ``moved``: layers whose tensors differ per candidate (never fused into)."""
+        layer = self.layers[i]
+        nxt = self.layers[i + 1] if i + 1 < len(self.layers) and i + 1 not in (moved or {}) else None
+        out, used = None, 1
+        if _is_hard_lif(layer) and layer.steps is not None:
+            fuse = type(nxt) is nn.Linear and self._kinds[i + 1] == "affine" and not layer.count \
+                and h.ndim == 2 and h.shape[1] == nxt.in_features
+            out = _lif_constant(layer, h, nxt if fuse else None)
+            used = 2 if fuse else 1
+            self.stats["lif_constant_calls"] += out is not None
+        elif _is_hard_lif(layer):
+            out = _lif_sequence(layer, h)
+            self.stats["lif_sequence_calls"] += out is not None
+        elif type(layer) is HardMoE and self._kinds[i] == "rowwise":
+            out = _moe_routed(layer, h)
+            self.stats["moe_routed_calls"] += out is not None
+        if out is None:
+            out, used = layer(h), 1
+        return out, i + used
+
+    # -------------------------------------------------------------------------- hard-MoE experts
+    def _moe_state(self, li: int, acts: list[Tensor]) -> dict | None:
+        """Per base forward: the MoE input ``a``, each row's expert, each expert's routed rows and
+        the activations of its layers on them, ``max_r ||a_r||``; ``None`` when an expert's base
+        output is not finite somewhere (then ``0 * out`` is not zero: the generic path)."""
+        if li not in self._kernel_cache:
+            moe, a = self.layers[li], acts[li]
+            state = None
+            if a.ndim == 2 and a.dtype in _KERNEL_DTYPES and a.shape[0] > 0 \
+                    and all(bool(torch.isfinite(e(a)).all()) for e in moe.experts):
+                route = moe.gate(a).argmax(dim=-1)
+                state = {"rows": [], "acts": [],
+                         "in_norm": float(torch.linalg.vector_norm(a, dim=1, dtype=torch.float64).amax())}
+                for e, chain in enumerate(_expert_chain(moe)):
+                    rows = (route == e).nonzero().flatten()
+                    h = [a.index_select(0, rows)]
+                    for sub in chain:
+                        h.append(sub(h[-1]))
+                    state["rows"].append(rows)
+                    state["acts"].append(h)
+            self._kernel_cache[li] = state
+        return self._kernel_cache[li]
+
+    def _max_row_norm(self, block, coord_offset: int, k: int) -> float:
+        """``max ||B_c||_2`` over the chunk's basis rows (1 for an identity block)."""
+        if block.basis is None:
+            return 1.0
+        if isinstance(block.basis, KroneckerBasis):
+            left, right = block.basis.factors(slice(coord_offset, coord_offset + k))
+            return float((torch.linalg.vector_norm(left, dim=1, dtype=torch.float64)
+                          * torch.linalg.vector_norm(right, dim=1, dtype=torch.float64)).amax())
+        key = (id(block.basis), coord_offset, k)
+        ref, value = self._row_norms.get(key, (None, 0.0))
+        if ref is None or ref() is not block.basis:  # first use, or another basis at the same id
+            rows = block.basis[coord_offset:coord_offset + k]
+            value = float(torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64).amax())
+            self._row_norms = {kk: v for kk, v in self._row_norms.items() if v[0]() is not None}
+            self._row_norms[key] = (weakref.ref(block.basis), value)
+        return value
+
+    def _moe_expert_losses(self, block, plan: _Plan, coord_offset: int, delta_z: Tensor,
+                           acts: list[Tensor]) -> Tensor | None:
+        """Candidates moving one Linear of expert ``e`` of a hard MoE (the gate is not moved, so the
+        routing is the base's): only the ``B_e`` rows routed to ``e`` change.  On them the expert's
+        Linear output is ``base + sum_k delta_k U_k`` (responses on the routed rows' activations),
+        then the rest of the expert and the layers after the MoE run on ``C B_e`` rows; every other
+        row keeps the base output.  Exact when the moved expert stays finite on the rows routed
+        elsewhere (the module multiplies its output there by 0): checked with :func:`_chain_bound`
+        and ``||Delta theta||_F <= ||delta||_1 max_c ||B_c||``; ``None`` (generic path) if not."""
+        state = self._moe_state(plan.layer, acts)
+        if state is None:
+            return None
+        p, m, d_p = delta_z.shape
+        k, c = p * d_p, p * m
+        e, j = plan.expert
+        chain = _expert_chain(self.layers[plan.layer])[e]
+        dtype = acts[-1].dtype
+        step = float(delta_z.abs().sum(dim=-1, dtype=torch.float64).amax()) \
+            * self._max_row_norm(block, coord_offset, k)
+        extra = {2 * j + (part.role == "bias"): step for part in plan.parts}
+        if not _bound_is_safe(_chain_bound(chain, state["in_norm"], extra), dtype):
+            return None
+        rows, sub_acts = state["rows"][e], state["acts"][e]
+        logits = acts[-1].expand(c, *acts[-1].shape)
+        if rows.numel():
+            layer, a_in, base_out = chain[j], sub_acts[j], sub_acts[j + 1]
+            n_rows, n_out = rows.numel(), layer.out_features
+            u = self._block_responses(block, plan.parts, layer, a_in, base_out, n_rows, n_out,
+                                      coord_offset, k).reshape(p, d_p, n_rows * n_out)
+            h = torch.baddbmm(base_out.reshape(1, 1, -1), delta_z.to(dtype), u).reshape(c * n_rows, n_out)
+            for sub in chain[j + 1:]:
+                h = sub(h)
+            h = self._run_suffix(plan.layer + 1, h)
+            logits = logits.clone()
+            logits[:, rows] = h.reshape(c, n_rows, *h.shape[1:])
+        return self._loss_batched(logits)
 
     # ------------------------------------------------------------------------------- fallback
     def _block_population(self, block, coord_offset: int, delta_z: Tensor) -> list[Tensor]:
