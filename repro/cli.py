@@ -233,6 +233,7 @@ CELLS_PER_MAP_CALL = {
     "thm41_one_sided_limit": _thm41_cells,
     "thm42_rates": lambda c: (3,),
     "t1_nondiff_benchmarks": lambda c: (len(registry.get("t1_nondiff_benchmarks")._cells(c)),),  # its own list
+    "t4_snn_memory": lambda c: (2 * len(c.timesteps),),  # forward-only, BPTT
 }
 
 
