@@ -19,6 +19,7 @@ stands in for all three at ci scale (scikit-learn's 8x8 digits, offline, upsampl
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, replace
@@ -116,7 +117,13 @@ def load_t1_data(task: str, dataset: str, *, train_subset: int | None, subset_se
     """The data of Table T1 row ``task``: ``dataset`` ``"real"`` (the task's data set,
     :data:`repro.tasks.t1_models.TASKS`) or ``"digits"`` (the offline stand-in, module docstring);
     ``train_subset`` training images chosen by a permutation seeded with ``subset_seed`` (the same for
-    every method and seed), or all of them."""
+    every method and seed), or all of them.  Memoised per process (a worker trains many cells on the
+    same split; loading, verifying and splitting costs 1-3 s); treat the tensors as read-only."""
+    return _load_t1_data(task, dataset, train_subset, subset_seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_t1_data(task: str, dataset: str, train_subset: int | None, subset_seed: int) -> DataSplit:
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     if dataset == "digits":
