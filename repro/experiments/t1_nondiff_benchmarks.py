@@ -29,16 +29,19 @@ is a one-sided Welch test over seeds with Holm's correction over the 15 (task, b
 
 Scales: ``paper`` is the paper's (full training sets, batch 512, 30 epochs, the full hybrid
 subspace, 5 seeds; GPU hours); ``cpu`` keeps the networks and the data but trains on a fixed
-10,000-image subset with batch 64 for 150 steps (MoE 100), checkpoints every 15 steps, and caps
-PolyStep's subspace (``max_subspace_dim`` 128, MoE 320: 256 and 640 evaluations per step), 3 seeds
--- its numbers are not comparable with the paper's and give only *indicative* values for the
-paper-scale claims; the cpu claims (registered before any T1 accuracy was measured) state the
-comparisons at this scale.  The cost is the matched-evaluation baselines: their populations are
-evaluated member by member (0.8-1.5 ms per 64-image evaluation here) where PolyStep's fast closure
-costs ~0.15 ms, so each matched run costs ~6x PolyStep's; the configuration was sized from per-step
-timings (not from any accuracy) to keep the 123 cells within the issue's 25 minutes on two cores.
-(A first cpu configuration, 200 steps and a 384-coordinate cap, was estimated at ~70 minutes and
-its run abandoned before any result was read.)  ``ci`` runs every cell on a few steps of a
+10,000-image subset with batch 64 for 100 steps (MoE 40), checkpoints every 10 steps, and caps
+PolyStep's subspace (``max_subspace_dim``: SNN 192, int8 / argmax / staircase 320, MoE 1,216; the
+hybrid subspace keeps every bias coordinate, 138 / 266 / 1,176 of them, so these leave 54 / 54 / 40
+projected coordinates; 384 / 640 / 2,432 evaluations per step), 3 seeds -- its numbers are not
+comparable with the paper's and give only *indicative* values for the paper-scale claims; the cpu
+claims (registered before any T1 accuracy was measured) state the comparisons at this scale.  The cost
+is the matched-evaluation baselines: their populations are evaluated member by member (0.6-1.5 ms per
+64-image evaluation here, a third to a half of it drawing the perturbation) where PolyStep's fast
+closure costs ~0.05-0.15 ms, so the three matched runs of a (task, seed) cost ~15-25x PolyStep's run.
+The configuration was sized from per-step timings (not from any accuracy) for the issue's 25 minutes
+on two cores.  (A first cpu configuration, 200 steps and caps 384 / MoE 1,280, was estimated at ~70
+minutes and abandoned before any result was read; a second, caps 128 / 320, was below the bias floor
+and failed at construction.)  ``ci`` runs every cell on a few steps of a
 784-feature stand-in built from scikit-learn's digits (nothing downloaded).
 
 Cells: one per (task, method, budget, seed) (:mod:`repro.cells`); ``--jobs N`` trains them in
@@ -85,10 +88,10 @@ class Config:
     batch_size: int = 64
     hidden: int = 128
     timesteps: int = 15
-    steps: dict = field(default_factory=lambda: _steps(150, moe=100))  # PolyStep's (= Adam's, BPTT's) steps
-    eval_every: int = 15
+    steps: dict = field(default_factory=lambda: _steps(100, moe=40))  # PolyStep's (= Adam's, BPTT's) steps
+    eval_every: int = 10
     max_subspace_dim: dict | None = field(default_factory=lambda: {
-        "snn": 128, "int8": 128, "argmax": 128, "staircase": 128, "moe": 320})
+        "snn": 192, "int8": 320, "argmax": 320, "staircase": 320, "moe": 1216})
     basis: str = "kronecker"
     chunk_size: int = 1024
     adam_lr: float = 1e-3

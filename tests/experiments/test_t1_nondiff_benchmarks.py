@@ -96,3 +96,18 @@ def test_table_and_plot_show_every_task(stored) -> None:
     assert "93.36" in text  # the paper's SNN PolyStep value, from the registry
     fig = exp.plot(stored["results"])
     assert len(fig.axes) == len(exp.TASK_NAMES)
+
+
+@pytest.mark.parametrize("scale", ["cpu", "paper"])
+def test_every_scales_polystep_configuration_can_be_built(scale) -> None:
+    """The cpu and paper configurations are never run here; building PolyStep for each of their
+    tasks (Kronecker basis, no evaluation) catches a subspace cap below the bias floor or a bad
+    schedule before a long run does.  The matched budgets must exceed the paper-ratio ones."""
+    cfg = exp.CONFIGS[scale]
+    for task in cfg.tasks:
+        per_step = polystep_evals_per_step(task, cfg)
+        assert per_step > 0
+        for m in BASELINES:
+            assert baseline_generations(task, m, "matched", cfg) >= 1
+            if scale == "cpu":
+                assert baseline_generations(task, m, "matched", cfg) > baseline_generations(task, m, "paper", cfg)
