@@ -234,6 +234,9 @@ CELLS_PER_MAP_CALL = {
     "thm42_rates": lambda c: (3,),
     "t1_nondiff_benchmarks": lambda c: (len(registry.get("t1_nondiff_benchmarks")._cells(c)),),  # its own list
     "t4_snn_memory": lambda c: (2 * len(c.timesteps),),  # forward-only, BPTT
+    "t5_mnist_baselines": lambda c: (len(registry.get("t5_mnist_baselines")._cells(c)),),  # its own list
+    "t6_etth1": lambda c: (len(c.methods) * len(c.seeds) + 1,),  # (method, seed) + the population benchmark
+    "t7_rl_control": lambda c: (len(registry.get("t7_rl_control")._cells(c)),),  # its own list
 }
 
 

@@ -34,18 +34,19 @@ def test_polystep_reaches_90_percent_test_accuracy(stored) -> None:
 def test_measurements_carry_the_evidence_of_the_rules(stored) -> None:
     results = stored["results"]
     m = claims.measure(exp.ID, results)
-    assert set(m) == set(claims_of(exp.ID)) == {exp.POLYSTEP_CLAIM, exp.ADAM_CLAIM, exp.DIGITS_CLAIM}
+    # the Table T5 claims moved to t5_mnist_baselines on 2026-12-05; the digits check stays here
+    assert set(m) == set(claims_of(exp.ID)) == {exp.DIGITS_CLAIM}
     ps, adam = results["methods"]["PolyStep"]["test_acc"], results["methods"]["Adam"]["test_acc"]
-    assert m[exp.POLYSTEP_CLAIM]["value"] == pytest.approx(100 * np.mean(ps))
     assert m[exp.DIGITS_CLAIM]["value"] == pytest.approx(100 * np.mean(ps))
-    assert m[exp.ADAM_CLAIM]["value"] == pytest.approx(100 * np.mean(adam))
     for cid, x in m.items():
         ev = x["evidence"]
         assert "verdict" not in x and ev["dataset"] == "digits" and ev["seeds"] == len(ps)
+        assert ev["polystep_acc"] == pytest.approx(100 * np.mean(ps))
+        assert ev["adam_acc"] == pytest.approx(100 * np.mean(adam))
         assert ev["gap_to_adam_pp"] == pytest.approx(ev["adam_acc"] - ev["polystep_acc"])
         c = get_claim(cid)
         claims.verdict(c, x)  # the rule evaluates on the ci measurement (its evidence exists)
-        # ci is below every registered scale here (paper; cpu for the digits check): indicative
+        # ci is below the digits check's registered scale (cpu): indicative
         assert claims.judge(c, x, "ci").verdict == claims.INDICATIVE
     # on digits PolyStep meets the package's bar (the rule's outcome, shown as indicative at ci)
     assert claims.verdict(get_claim(exp.DIGITS_CLAIM), m[exp.DIGITS_CLAIM]) == "reproduced"
