@@ -237,6 +237,8 @@ CELLS_PER_MAP_CALL = {
     "t5_mnist_baselines": lambda c: (len(registry.get("t5_mnist_baselines")._cells(c)),),  # its own list
     "t6_etth1": lambda c: (len(c.methods) * len(c.seeds) + 1,),  # (method, seed) + the population benchmark
     "t7_rl_control": lambda c: (len(registry.get("t7_rl_control")._cells(c)),),  # its own list
+    "apph_ablations": lambda c: (len(registry.get("apph_ablations")._cells(c)),),  # its own list
+    "zo_lower_bound": lambda c: (len(c.methods) * len(c.dims),),  # (method, D)
 }
 
 
