@@ -239,6 +239,7 @@ CELLS_PER_MAP_CALL = {
     "t7_rl_control": lambda c: (len(registry.get("t7_rl_control")._cells(c)),),  # its own list
     "apph_ablations": lambda c: (len(registry.get("apph_ablations")._cells(c)),),  # its own list
     "zo_lower_bound": lambda c: (len(c.methods) * len(c.dims),),  # (method, D)
+    "t3_maxsat_scaling": lambda c: (len(registry.get("t3_maxsat_scaling")._cells(c)),),  # its own list
 }
 
 

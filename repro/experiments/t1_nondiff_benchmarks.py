@@ -251,6 +251,8 @@ def _cell_measurement(results: dict, task: str, method: str) -> dict:
           "val_selected_test_acc_per_seed": val.tolist(), "seeds": len(best), "budget": budget or "steps",
           "dataset": results["dataset"]}
     if budget:
+        ev["diverged_runs"] = {b: int(sum(bool(r.get("diverged_at", 0)) for r in results["runs"][task][_key(method, b)]))
+                               for b in BUDGETS if _key(method, b) in results["runs"][task]}
         matched = accuracies(results, task, method, "matched") if "matched" in results["runs"][task] or \
             _key(method, "matched") in results["runs"][task] else None
         if matched is not None:

@@ -284,7 +284,8 @@ def train_baseline(task: str, method: str, budget: str, cfg, seed: int, ctx: Run
     """Gradient-free baseline ``method`` (:data:`BASELINES`, the paper's settings) on the hard network
     of ``task`` for :func:`baseline_generations` ``(task, method, budget)`` generations, one fresh
     mini-batch per generation shared by the whole population; the same number of checkpoints as
-    PolyStep's run.  OpenAI-ES's learning rate decays linearly to 0 over the run, SPSA's gain
+    PolyStep's run; a run that produces a non-finite loss stops there (``diverged_at``, see
+    :func:`_finite_or_stop`).  OpenAI-ES's learning rate decays linearly to 0 over the run, SPSA's gain
     constant is ``A = 0.1 max_iters`` (both set to this run's length)."""
     name, opts, _, _ = BASELINES[method]
     gens = baseline_generations(task, method, budget, cfg)
@@ -298,16 +299,42 @@ def train_baseline(task: str, method: str, budget: str, cfg, seed: int, ctx: Run
                                                                             seed) % 2**31, **options)
     checks = _Checkpoints(data, ctx.device, {"hard": model})
     when = _checkpoint_steps(gens, polystep_steps(task, cfg) // cfg.eval_every)
-    step_s = 0.0
+    step_s, diverged_at = 0.0, 0
     for g in range(1, gens + 1):
         xb, yb = next(stream)
         t0 = time.perf_counter()
-        opt.step(population_closure(model, _loss, xb, yb, opt.params))
-        step_s += time.perf_counter() - t0
+        try:
+            opt.step(_finite_or_stop(population_closure(model, _loss, xb, yb, opt.params)))
+        except _NonFiniteLoss:
+            diverged_at = g
+            break
+        finally:
+            step_s += time.perf_counter() - t0
         if g in when:
             checks.record(g, opt.forward_evals)
+    if diverged_at and (not checks.rows["step"] or checks.rows["step"][-1] != diverged_at - 1):
+        checks.record(diverged_at - 1, opt.forward_evals)  # the last point reached (the initial one if g = 1)
     return {"curve": checks.curve(), **checks.summary("hard"), "evals": opt.forward_evals, "generations": gens,
-            "budget": budget, "step_s": step_s}
+            "budget": budget, "step_s": step_s, "diverged_at": diverged_at}
+
+
+class _NonFiniteLoss(Exception):
+    """A baseline's population produced a non-finite loss: the run has diverged."""
+
+
+def _finite_or_stop(closure):
+    """``closure`` that raises :class:`_NonFiniteLoss` instead of returning non-finite losses.
+
+    The baselines have no NaN policy (``polystep.baselines`` rejects non-finite losses); a run whose
+    parameters have blown up (SPSA's gains on the MoE, for one) is stopped at that generation, keeps
+    the checkpoints it reached plus one at its last finite point, and reports ``diverged_at`` (the
+    failing generation; 0 = never), its remaining budget unspent."""
+    def guarded(thetas):
+        losses = closure(thetas)
+        if not bool(torch.isfinite(losses).all()):
+            raise _NonFiniteLoss
+        return losses
+    return guarded
 
 
 def _train_adam(task: str, cfg, seed: int, ctx: RunContext, *, variant: str) -> dict:

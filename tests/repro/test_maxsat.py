@@ -164,6 +164,25 @@ def test_full_count_matches_clause_by_clause_reference():
         assert unsat_fraction(cnf, xs[0]) == unsat_count(cnf, xs[0]) / cnf.num_clauses
 
 
+@pytest.mark.parametrize("batch", [7, 8, 50, 64, 65, 130])
+def test_bit_parallel_batch_count_equals_the_reference_path(batch, monkeypatch):
+    # batches of >= PACKED_MIN_BATCH go through the packed path, 64 assignments per word
+    from repro.tasks import maxsat_eval
+
+    rng = np.random.default_rng(batch)
+    for cnf in (paper_instance(300), from_clauses(5, [[1], [2, -3, 2], [4, -4], [-1, 2, 3, -5], [-2]])):
+        xs = rng.random((batch, cnf.num_vars)) < rng.random((batch, 1))  # all-true/all-false rows too
+        xs[0], xs[-1] = True, False
+        packed = unsat_count(cnf, xs)
+        monkeypatch.setattr(maxsat_eval, "PACKED_MIN_BATCH", 10**9)
+        reference = unsat_count(cnf, xs)
+        monkeypatch.undo()
+        assert packed.dtype == np.int64 and np.array_equal(packed, reference)
+        assert np.array_equal(unsat_count(cnf, xs.reshape(1, batch, -1)), reference[None])
+    with pytest.raises(ValueError, match="at most 64"):
+        maxsat_eval._unsat_count_packed(paper_instance(60), np.zeros((65, 60), dtype=bool))
+
+
 def _dense_counts(cnf, x, pp, bits):
     """Every candidate as a full assignment, recounted over all clauses."""
     P, M, _ = bits.shape

@@ -209,3 +209,18 @@ def test_compare_declares_significance_after_holm_only() -> None:
     assert out["clear"]["p_holm"] >= out["clear"]["p_welch"]
     with pytest.raises(ValueError, match="alpha must lie in"):
         compare({"clear": clear}, alpha=0.0)
+
+
+def test_a_diverging_baseline_stops_and_reports_it(monkeypatch) -> None:
+    """SPSA with an absurd gain blows the parameters up; the run must stop at the first non-finite
+    loss, keep a checkpoint at its last finite point and say where it diverged -- not crash the cell."""
+    name, opts, g4, gm = T.BASELINES["SPSA"]
+    monkeypatch.setitem(T.BASELINES, "SPSA", (name, {**opts, "a": 1e30, "c": 1e3}, g4, gm))
+    cfg = replace(Tiny(), steps={t: 40 for t in TASKS})
+    r = T.train_baseline("int8", "SPSA", "matched", cfg, 0, ctx())
+    assert 1 <= r["diverged_at"] <= T.baseline_generations("int8", "SPSA", "matched", cfg)
+    assert r["curve"]["step"][-1] == r["diverged_at"] - 1
+    assert np.isfinite(r["test_acc"]) and 0.0 <= r["test_acc"] <= 1.0
+    # with the paper's gains the same run does not diverge
+    monkeypatch.undo()
+    assert T.train_baseline("int8", "SPSA", "paper", Tiny(), 0, ctx())["diverged_at"] == 0
